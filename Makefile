@@ -1,0 +1,50 @@
+# Everything a newcomer needs: `make run` serves a model, `make test` is what CI runs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+ROWS ?= 20000
+SAMPLE ?= data/sample/leads.csv
+SPEC ?= data/specs/sample.yaml
+MODELS ?= models
+
+.PHONY: run test lint bench soak install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[dev]"
+	# the CoIL 2000 Caravan data ships in this package; its own dependencies are not needed
+	$(BIN)/pip install -q --no-deps "islp>=0.4,<1"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+$(SAMPLE): | $(VENV)/.installed
+	$(BIN)/leadscore generate --rows $(ROWS) --seed 0 --out $(SAMPLE)
+
+run: $(VENV)/.installed $(SAMPLE)
+	@if [ -e $(MODELS)/champion/bundle.json ]; then echo "champion model found in $(MODELS)/champion"; \
+	else $(BIN)/leadscore train --data $(SAMPLE) --spec $(SPEC) --output-dir $(MODELS) --promote; fi
+	$(BIN)/leadscore serve --host $(HOST) --port $(PORT) --model $(MODELS)/champion
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed-dev
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Scoring service: loads a model bundle and scores leads over HTTP."""

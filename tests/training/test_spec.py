@@ -1,0 +1,64 @@
+"""The spec loader turns every mistake into one line that names it."""
+
+from pathlib import Path
+
+import pytest
+
+from training.errors import LeadscoreError
+from training.spec import DatasetSpec, check_spec_columns, parse_spec, read_spec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_spec_naming_a_missing_column_is_refused_by_name() -> None:
+    spec = parse_spec({"target": "converted", "id": "lead_id", "exclude": ["account_mgr"]})
+    with pytest.raises(LeadscoreError) as err:
+        check_spec_columns(spec, ["lead_id", "converted", "owns_home"])
+    message = str(err.value)
+    assert "'account_mgr'" in message and "\n" not in message
+    assert "owns_home" in message  # shows what is there
+
+
+def test_spec_with_all_columns_present_passes() -> None:
+    spec = parse_spec({"target": "converted", "id": "lead_id", "pii": ["email"]})
+    check_spec_columns(spec, ["lead_id", "converted", "email", "owns_home"])
+
+
+def test_unknown_spec_key_is_refused() -> None:
+    with pytest.raises(LeadscoreError, match="targte: unknown key"):
+        parse_spec({"targte": "converted"})
+
+
+def test_missing_target_is_refused() -> None:
+    with pytest.raises(LeadscoreError, match="target: Field required"):
+        parse_spec({"id": "lead_id"})
+
+
+def test_grade_cuts_must_be_ordered() -> None:
+    with pytest.raises(LeadscoreError, match="best grade first"):
+        parse_spec({"target": "y", "grades": {"by": "share", "cuts": {"A": 0.5, "B": 0.2}}})
+
+
+@pytest.mark.parametrize("text", ["target: [unclosed", "- just\n- a list\n", ""])
+def test_unreadable_spec_files_give_one_line(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(LeadscoreError) as err:
+        read_spec(path)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_spec_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(LeadscoreError, match="not found"):
+        read_spec(tmp_path / "nope.yaml")
+
+
+def test_features_default_to_every_unreserved_column() -> None:
+    spec = DatasetSpec(target="y", id="id", time="t", value="v", exclude=["leak"], pii=["email"])
+    columns = ["id", "t", "email", "a", "b", "leak", "y", "v"]
+    assert spec.feature_candidates(columns) == ["a", "b"]
+
+
+def test_caravan_spec_reads() -> None:
+    spec = read_spec(REPO / "data/specs/caravan.yaml")
+    assert spec.target == "Purchase" and spec.positive == "Yes"

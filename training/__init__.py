@@ -1,0 +1,1 @@
+"""Training pipeline: from a lead table and a dataset spec to a calibrated, explained model bundle."""

@@ -1,0 +1,125 @@
+"""The dataset spec: which column is the target, which are features, which must never be used."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from training.errors import LeadscoreError
+
+
+class GradeSpec(BaseModel):
+    """How leads are cut into grades: by share of leads (sales capacity) or by fixed probabilities."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(default="share", pattern="^(share|probability)$")
+    # share: A = top 10% of leads, B = next 20%, C = next 30%, D = the rest.
+    # probability: A >= 0.40, B >= 0.20, C >= 0.08 (values in cuts replace these).
+    cuts: dict[str, float] = Field(default_factory=lambda: {"A": 0.10, "B": 0.30, "C": 0.60})
+
+    @model_validator(mode="after")
+    def _cuts_are_ordered(self) -> GradeSpec:
+        values = list(self.cuts.values())
+        if not values or any(not 0 < v < 1 for v in values):
+            raise ValueError("grade cuts must be between 0 and 1")
+        ordered = sorted(values) if self.by == "share" else sorted(values, reverse=True)
+        if values != ordered:
+            raise ValueError(f"grade cuts must be listed best grade first; got {self.cuts}")
+        return self
+
+
+class DatasetSpec(BaseModel):
+    """What an analyst writes about a lead table; nothing else about the data is hard-coded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "leads"
+    target: str
+    positive: str | int | bool = 1
+    id: str | None = None
+    time: str | None = None
+    value: str | None = None
+    features: list[str] | None = None
+    categorical: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    pii: list[str] = Field(default_factory=list)
+    allow_leaky: list[str] = Field(default_factory=list)
+    grades: GradeSpec = Field(default_factory=GradeSpec)
+    description: dict[str, str] = Field(default_factory=dict)
+
+    def reserved_columns(self) -> set[str]:
+        """Columns that are never model inputs: target, id, time, value, exclusions and PII."""
+        named = {self.target, self.id, self.time, self.value}
+        return {c for c in named if c} | set(self.exclude) | set(self.pii)
+
+    def named_columns(self) -> set[str]:
+        """Every column the spec mentions, so each can be checked against the table."""
+        listed = set(self.features or []) | set(self.categorical) | set(self.allow_leaky)
+        return self.reserved_columns() | listed
+
+    def feature_candidates(self, columns: Iterable[str]) -> list[str]:
+        """The features: those listed, or every column not reserved (in table order)."""
+        if self.features is not None:
+            return [c for c in self.features if c not in self.reserved_columns()]
+        reserved = self.reserved_columns()
+        return [c for c in columns if c not in reserved]
+
+
+def read_spec(path: Path | str) -> DatasetSpec:
+    """Read a spec YAML file, turning every problem into a one-line error."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LeadscoreError(f"spec file {path} not found; pass --spec with a dataset spec YAML") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0]
+        raise LeadscoreError(f"spec file {path} is not valid YAML: {first}") from None
+    return parse_spec(raw, source=str(path))
+
+
+def parse_spec(raw: Any, source: str = "spec") -> DatasetSpec:
+    """Validate a parsed spec mapping; unknown keys and wrong types are errors, not silently ignored."""
+    if not isinstance(raw, dict):
+        raise LeadscoreError(f"{source}: a spec must be a mapping with at least a 'target' key")
+    try:
+        return DatasetSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise LeadscoreError(f"{source}: {describe_validation_error(exc)}") from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per spec problem, joined: 'key: problem'."""
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "spec"
+        message = "unknown key (allowed: " + ", ".join(DatasetSpec.model_fields) + ")" \
+            if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append(f"{where}: {message}")
+    return "; ".join(problems)
+
+
+def check_spec_columns(spec: DatasetSpec, columns: Iterable[str]) -> None:
+    """Refuse a spec that names columns the table does not have."""
+    present = list(columns)
+    missing = sorted(c for c in spec.named_columns() if c not in set(present))
+    if missing:
+        shown = ", ".join(present[:12]) + (", ..." if len(present) > 12 else "")
+        raise LeadscoreError(
+            f"spec names column(s) {', '.join(repr(m) for m in missing)} not found in the data; "
+            f"columns present: {shown}"
+        )
+
+
+def write_spec(spec: DatasetSpec, path: Path | str, header: str = "") -> None:
+    """Write a spec as YAML, leaving out keys that hold their defaults."""
+    essentials = {"name": spec.name, "target": spec.target, "positive": spec.positive}
+    body = yaml.safe_dump(
+        essentials | spec.model_dump(exclude_defaults=True), sort_keys=False, allow_unicode=True, width=100
+    )
+    Path(path).write_text(header + body, encoding="utf-8")
