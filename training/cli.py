@@ -14,7 +14,6 @@ from training.errors import LeadscoreError
 app = typer.Typer(help="Lead-conversion scoring: generate sample leads, train, score, serve.", no_args_is_help=True)
 
 
-
 @app.callback()
 def leadscore() -> None:
     """Lead-conversion scoring: generate sample leads, train, score, serve."""
@@ -52,6 +51,162 @@ def generate(
         raise LeadscoreError(f"--out {out} must end in .csv or .parquet")
     spec_out = write_sample(out, rows, seed)
     typer.echo(f"wrote {rows:,} leads to {out} and their spec to {spec_out}")
+
+
+DataOption = Annotated[str, typer.Option("--data", help="Lead table: a CSV or Parquet file, or a database URL.")]
+SpecOption = Annotated[Path, typer.Option("--spec", help="Dataset spec YAML (see data/README.md).")]
+TableOption = Annotated[str | None, typer.Option(help="With a database URL: the table to read.")]
+QueryOption = Annotated[str | None, typer.Option(help="With a database URL: a SELECT query to read.")]
+SepOption = Annotated[str, typer.Option(help="CSV field separator.")]
+ModelsDirOption = Annotated[
+    Path | None, typer.Option("--models-dir", help="Bundle folder (default: LEADSCORE_MODELS_DIR or models/).")
+]
+
+
+@app.command()
+@one_line_errors
+def train(
+    data: DataOption,
+    spec: SpecOption,
+    table: TableOption = None,
+    query: QueryOption = None,
+    sep: SepOption = ",",
+    output_dir: Annotated[Path | None, typer.Option(help="Where bundles go (default: models/).")] = None,
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
+    promote: Annotated[bool, typer.Option(help="Promote to champion if it passes the quality gate.")] = True,
+    force: Annotated[bool, typer.Option(help="Promote even if the quality gate refuses.")] = False,
+    min_per_class: Annotated[int, typer.Option(min=1, help="Minimum converted and not-converted leads.")] = 40,
+    leakage_threshold: Annotated[
+        float, typer.Option(min=0.5, max=1.0, help="Single-field holdout ROC AUC that stops training.")
+    ] = 0.90,
+    auc_margin: Annotated[
+        float, typer.Option(help="Quality gate: ROC AUC may be this much below the champion's.")
+    ] = 0.01,
+    seed: Annotated[int, typer.Option(help="Random seed for splits and fitting.")] = 0,
+) -> None:
+    """Train, evaluate and register a model; write its bundle; promote it if it is at least as good."""
+    from training.settings import get_training_settings
+    from training.train import TrainOptions, stderr_progress, summary_text
+    from training.train import train as run_training
+
+    settings = get_training_settings()
+    if experiment:
+        settings = settings.model_copy(update={"experiment": experiment})
+    options = TrainOptions(
+        min_per_class=min_per_class, leakage_threshold=leakage_threshold, seed=seed, auc_margin=auc_margin
+    )
+    result = run_training(
+        data,
+        spec,
+        settings,
+        options,
+        output_dir=output_dir,
+        table_name=table,
+        query=query,
+        sep=sep,
+        promote_if_better=promote,
+        force=force,
+        progress=stderr_progress(),
+    )
+    typer.echo(summary_text(result))
+
+
+@app.command()
+@one_line_errors
+def score(
+    model: Annotated[Path, typer.Option("--model", help="Bundle directory, e.g. models/champion.")],
+    data: Annotated[Path, typer.Option("--data", help="Leads to score: CSV or Parquet.")],
+    out: Annotated[Path, typer.Option("--out", help="Scores: .csv or .parquet.")],
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Leads read and scored at a time.")] = 100_000,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Score a whole file in chunks: id, probability, grade and percentile per lead."""
+    from training.batch import score_file
+    from training.bundle import load_bundle
+
+    bundle = load_bundle(model)
+    report = score_file(bundle, data, out, chunk_rows, show_progress=progress)
+    typer.echo(f"scored {report.rows:,} leads with model {bundle.version} into {report.out}")
+
+
+@app.command()
+@one_line_errors
+def profile(
+    data: DataOption,
+    spec: SpecOption,
+    table: TableOption = None,
+    query: QueryOption = None,
+    sep: SepOption = ",",
+    top: Annotated[int, typer.Option(min=1, help="How many traits to show.")] = 10,
+) -> None:
+    """Print what the best customers share, as qualification questions."""
+    import pandas as pd
+
+    from training.data import prepare_leads, read_table
+    from training.profile import profile_best_customers
+    from training.spec import read_spec
+
+    dataset_spec = read_spec(spec)
+    leads = prepare_leads(read_table(data, table, query, sep), dataset_spec, min_per_class=1)
+    found = profile_best_customers(
+        leads.features, leads.kinds, pd.Series(leads.converted), leads.value, labels=dataset_spec.description
+    )
+    typer.echo(found.to_text(top))
+
+
+models_app = typer.Typer(help="The bundles in the models folder.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+def _models_dir(models_dir: Path | None) -> Path:
+    from training.settings import get_training_settings
+
+    return models_dir or get_training_settings().models_dir
+
+
+@models_app.command("list")
+@one_line_errors
+def list_models(models_dir: ModelsDirOption = None) -> None:
+    """Every bundle, newest first: holdout ROC AUC and ECE, registry version, and which is champion."""
+    from training.registry import list_versions
+
+    rows = list_versions(_models_dir(models_dir))
+    if not rows:
+        typer.echo(f"no bundles in {_models_dir(models_dir)}; run leadscore train")
+        return
+    typer.echo(f"{'':2}{'version':24} {'dataset':12} {'ROC AUC':>8} {'ECE':>7} {'registry':>8}  created")
+    for row in rows:
+        mark = "* " if row["champion"] else "  "
+        auc = f"{row['roc_auc']:.3f}" if row["roc_auc"] is not None else "-"
+        ece = f"{row['ece']:.3f}" if row["ece"] is not None else "-"
+        typer.echo(
+            f"{mark}{row['version']:24} {row['dataset'] or '-':12} {auc:>8} {ece:>7} "
+            f"{row['registered_version'] or '-':>8}  {row['created_at']}"
+        )
+    typer.echo("* champion")
+
+
+@app.command("promote")
+@one_line_errors
+def promote_version(
+    version: Annotated[str, typer.Argument(help="A version from `leadscore models list`.")],
+    models_dir: ModelsDirOption = None,
+) -> None:
+    """Make a bundle the champion (checksum verified; the registry alias moves too)."""
+    from training.registry import promote as run_promote
+
+    entry = run_promote(_models_dir(models_dir), version, reason="promoted by hand")
+    typer.echo(f"champion is now {entry['version']} (was {entry['previous'] or 'none'})")
+
+
+@app.command()
+@one_line_errors
+def rollback(models_dir: ModelsDirOption = None) -> None:
+    """Restore the previous champion."""
+    from training.registry import rollback as run_rollback
+
+    entry = run_rollback(_models_dir(models_dir))
+    typer.echo(f"champion is now {entry['version']} (rolled back from {entry['previous']})")
 
 
 if __name__ == "__main__":

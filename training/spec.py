@@ -98,8 +98,11 @@ def describe_validation_error(exc: ValidationError) -> str:
     problems = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "spec"
-        message = "unknown key (allowed: " + ", ".join(DatasetSpec.model_fields) + ")" \
-            if err["type"] == "extra_forbidden" else err["msg"]
+        message = (
+            "unknown key (allowed: " + ", ".join(DatasetSpec.model_fields) + ")"
+            if err["type"] == "extra_forbidden"
+            else err["msg"]
+        )
         problems.append(f"{where}: {message}")
     return "; ".join(problems)
 

@@ -33,8 +33,14 @@ GROUND_TRUTH: dict[str, dict[str, float] | float] = {
     "purchase_timeframe": {"immediate": 0.9, "1-3 months": 0.4, "3-6 months": 0.0, "6+ months": -0.6},
     "competitor_contract": -0.7,
     "lead_source": {
-        "referral": 1.0, "partner": 0.4, "event": 0.3, "web_organic": 0.2, "webinar": 0.2,
-        "paid_search": 0.0, "podcast": 0.0, "cold_list": -1.0,
+        "referral": 1.0,
+        "partner": 0.4,
+        "event": 0.3,
+        "web_organic": 0.2,
+        "webinar": 0.2,
+        "paid_search": 0.0,
+        "podcast": 0.0,
+        "cold_list": -1.0,
     },
     "days_since_first_contact_per_30d": -0.15,
     "inquiry_type": {"pricing": 0.5, "product_info": 0.2, "partnership": 0.0, "support": -0.4, "other": -0.3},
@@ -45,15 +51,36 @@ NOISE_FIELDS = ("region", "company_size", "product_line")
 LEAKY_FIELDS = ("account_manager_assigned",)
 PII_FIELDS = ("full_name", "email", "phone")
 _OUTPUT_FIELDS = (
-    "lead_source", "region", "product_line", "company_size", "contact_role", "saboteur_in_group",
-    "income_band", "owns_home", "has_children", "credit_check", "stated_budget", "pages_viewed",
-    "time_on_site_min", "demo_requested", "email_engagement", "inquiry_type", "purchase_timeframe",
-    "days_since_first_contact", "competitor_contract",
+    "lead_source",
+    "region",
+    "product_line",
+    "company_size",
+    "contact_role",
+    "saboteur_in_group",
+    "income_band",
+    "owns_home",
+    "has_children",
+    "credit_check",
+    "stated_budget",
+    "pages_viewed",
+    "time_on_site_min",
+    "demo_requested",
+    "email_engagement",
+    "inquiry_type",
+    "purchase_timeframe",
+    "days_since_first_contact",
+    "competitor_contract",
 )
 
 _SOURCES = {
-    "web_organic": 0.25, "paid_search": 0.22, "cold_list": 0.20, "referral": 0.10, "event": 0.10,
-    "partner": 0.08, "webinar": 0.045, "podcast": 0.005,
+    "web_organic": 0.25,
+    "paid_search": 0.22,
+    "cold_list": 0.20,
+    "referral": 0.10,
+    "event": 0.10,
+    "partner": 0.08,
+    "webinar": 0.045,
+    "podcast": 0.005,
 }
 _REGIONS = {"north": 0.30, "south": 0.25, "west": 0.245, "east": 0.195, "overseas": 0.01}
 _PRODUCT_LINES = {"home": 0.35, "family": 0.30, "auto": 0.20, "business": 0.15}
@@ -194,19 +221,20 @@ def generate_leads(n: int = 20_000, seed: int = 0) -> pd.DataFrame:
     masked["credit_check"] = _blank(rng, fields["credit_check"], 0.04)
 
     order = np.argsort(fields["created_at"].to_numpy(), kind="stable")
-    table = pd.DataFrame({
-        "lead_id": [f"L{i:07d}" for i in range(1, n + 1)],
-        "created_at": fields["created_at"].to_numpy()[order],
-        **{k: v[order] for k, v in pii.items()},
-        **{k: np.asarray(masked[k])[order] for k in _OUTPUT_FIELDS},
-        "account_manager_assigned": leaky[order],
-        "converted": converted[order].astype(int),
-        "deal_value": deal_value[order],
-    })
+    table = pd.DataFrame(
+        {
+            "lead_id": [f"L{i:07d}" for i in range(1, n + 1)],
+            "created_at": fields["created_at"].to_numpy()[order],
+            **{k: v[order] for k, v in pii.items()},
+            **{k: np.asarray(masked[k])[order] for k in _OUTPUT_FIELDS},
+            "account_manager_assigned": leaky[order],
+            "converted": converted[order].astype(int),
+            "deal_value": deal_value[order],
+        }
+    )
     for col in ("stated_budget", "time_on_site_min", "email_engagement"):
         table[col] = pd.to_numeric(table[col])
     return table
-
 
 
 SPEC_HEADER = (

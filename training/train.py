@@ -1,0 +1,431 @@
+"""Training, end to end: lead table + spec → calibrated, explained, profiled bundle → MLflow → champion."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from training.bundle import Bundle, library_versions, new_version, now_iso, save_bundle
+from training.data import LeadTable, prepare_leads, read_table
+from training.evaluate import (
+    calibration_curve_points,
+    classification_metrics,
+    lift_by_decile,
+    precision_recall_at,
+    write_plots,
+)
+from training.explain import global_importance
+from training.grades import grade_names, grade_table, grade_thresholds
+from training.leakage import DEFAULT_THRESHOLD, screen_for_leakage
+from training.model import CalibratedBooster, LeadEncoder, build_pipeline
+from training.profile import Profile, profile_best_customers
+from training.reference import reference_statistics
+from training.registry import GateDecision, promote, quality_gate, record_registration
+from training.schema import input_schema
+from training.settings import TrainingSettings
+from training.spec import DatasetSpec, read_spec
+from training.split import Split, split_leads
+from training.tracking import TrackedRun, log_training_run
+
+EXAMPLE_ROWS = 20
+
+Progress = Callable[[str], None]
+
+
+def stderr_progress() -> Progress:
+    """Numbered steps with elapsed seconds, on stderr so stdout stays the summary."""
+    start = time.perf_counter()
+
+    def report(step: str) -> None:
+        print(f"[{time.perf_counter() - start:6.1f}s] {step}", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _silent(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    min_per_class: int = 40
+    leakage_threshold: float = DEFAULT_THRESHOLD
+    seed: int = 0
+    booster_params: dict[str, Any] = field(default_factory=dict)
+    auc_margin: float = 0.01
+    ece_margin: float = 0.01
+
+
+@dataclass
+class FittedModel:
+    """What fitting learned, plus the holdout it was judged on (needed by the quality gate)."""
+
+    bundle: Bundle
+    holdout: pd.DataFrame
+    y_holdout: np.ndarray
+    split: Split
+    plots_dir: Path
+    params: dict[str, Any]
+
+
+@dataclass
+class TrainResult:
+    bundle: Bundle
+    bundle_dir: Path
+    tracked: TrackedRun
+    gate: GateDecision | None
+    promoted: bool
+    rows: int
+    notes: list[str]
+
+
+def logistic_baseline(encoder: LeadEncoder) -> Pipeline:
+    """The simple model a gain is measured against: one-hot categories, imputed and scaled numbers."""
+    categorical = encoder.categorical_indices_
+    other = [i for i in range(len(encoder.feature_names_in_)) if i not in categorical]
+    prepare = ColumnTransformer(
+        [
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("fill", SimpleImputer(strategy="constant", fill_value=-1)),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore", min_frequency=20)),
+                    ]
+                ),
+                categorical,
+            ),
+            (
+                "num",
+                Pipeline([("fill", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())]),
+                other,
+            ),
+        ]
+    )
+    return Pipeline([("prepare", prepare), ("model", LogisticRegression(max_iter=2000, C=1.0))])
+
+
+def fit_calibrated(
+    table: LeadTable,
+    fit: np.ndarray,
+    early_stopping: np.ndarray,
+    calibration: np.ndarray | None,
+    booster_params: dict[str, Any],
+) -> tuple[LeadEncoder, CalibratedBooster]:
+    """Learn the encoding and the trees on the fitting rows, stop early on others, calibrate on a third set."""
+    features, y = table.features, table.converted.astype(int)
+    encoder = LeadEncoder(table.kinds).fit(features.iloc[fit])
+
+    def part(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return encoder.transform(features.iloc[rows]), y[rows]
+
+    model = CalibratedBooster(booster_params, encoder.categorical_indices_).fit(
+        *part(fit),
+        eval_set=part(early_stopping),
+        calibration_set=part(calibration) if calibration is not None else None,
+    )
+    return encoder, model
+
+
+def cross_validated_auc(table: LeadTable, options: TrainOptions = TrainOptions(), folds: int = 5) -> list[float]:
+    """ROC AUC per fold of stratified k-fold cross-validation: a steadier estimate on small tables."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    y = table.converted.astype(int)
+    scores = []
+    for training, test in StratifiedKFold(folds, shuffle=True, random_state=options.seed).split(table.features, y):
+        fit, early = train_test_split(training, test_size=0.15, stratify=y[training], random_state=options.seed)
+        encoder, model = fit_calibrated(table, fit, early, None, options.booster_params)
+        scores.append(
+            float(roc_auc_score(y[test], model.predict_proba(encoder.transform(table.features.iloc[test]))[:, 1]))
+        )
+    return scores
+
+
+def fit_and_evaluate(
+    table: LeadTable, options: TrainOptions = TrainOptions(), progress: Progress = _silent, work_dir: Path | None = None
+) -> FittedModel:
+    """Split, screen, fit, calibrate, evaluate, explain and profile; returns an unsaved bundle."""
+    y = table.converted.astype(int)
+    features = table.features
+    split = split_leads(table.converted, table.time, options.seed)
+    progress(f"split: {split.describe()}")
+    training_rows = np.concatenate([split.fit, split.early_stopping, split.calibration])
+
+    progress("leakage screen: single-field ROC AUC of every feature on the holdout")
+    leakage = screen_for_leakage(
+        features.iloc[training_rows],
+        y[training_rows],
+        features.iloc[split.holdout],
+        y[split.holdout],
+        table.kinds,
+        options.leakage_threshold,
+        table.spec.allow_leaky,
+    )
+
+    progress(f"fitting gradient-boosted trees on {len(split.fit):,} leads")
+    encoder, model = fit_calibrated(table, split.fit, split.early_stopping, split.calibration, options.booster_params)
+    matrices = {
+        part: encoder.transform(features.iloc[getattr(split, part)]) for part in ("fit", "early_stopping", "holdout")
+    }
+    labels = {part: y[getattr(split, part)] for part in matrices}
+    pipeline = build_pipeline(encoder, model)
+
+    progress("evaluating on the holdout against a logistic-regression baseline")
+    y_holdout = labels["holdout"]
+    p_model = model.predict_proba(matrices["holdout"])[:, 1]
+    p_raw = model.predict_proba_uncalibrated(matrices["holdout"])
+    baseline = logistic_baseline(encoder).fit(
+        np.vstack([matrices["fit"], matrices["early_stopping"]]),
+        np.concatenate([labels["fit"], labels["early_stopping"]]),
+    )
+    p_baseline = baseline.predict_proba(matrices["holdout"])[:, 1]
+    p_constant = np.full(len(y_holdout), y[training_rows].mean())
+    grades_spec = table.spec.grades
+    names = grade_names(grades_spec)
+    thresholds = grade_thresholds(p_model, grades_spec)
+    metrics = _metrics(y_holdout, p_model, p_raw, p_baseline, p_constant, thresholds, model, split)
+
+    progress("explaining: permutation importance and exact per-lead contributions")
+    holdout = features.iloc[split.holdout].reset_index(drop=True)
+    importance = global_importance(pipeline, holdout, y_holdout, options.seed)
+
+    progress("profiling the best customers")
+    profile = profile_best_customers(
+        features,
+        table.kinds,
+        pd.Series(table.converted),
+        table.value,
+        labels=table.spec.description,
+    )
+
+    plots_dir = Path(tempfile.mkdtemp(prefix="leadscore-plots-", dir=work_dir))
+    write_plots(
+        y_holdout,
+        {"model": p_model, "model_uncalibrated": p_raw, "logistic_baseline": p_baseline, "base_rate": p_constant},
+        "model",
+        [(row["field"], row["permutation_auc_drop"]) for row in importance],
+        plots_dir,
+    )
+    examples = holdout.head(EXAMPLE_ROWS).astype(object).where(holdout.head(EXAMPLE_ROWS).notna(), None)
+    example_frame = pd.DataFrame(examples.to_dict("records"), columns=list(table.kinds))
+    bundle = Bundle(
+        version=new_version(),
+        created_at=now_iso(),
+        spec=table.spec.model_dump(),
+        pipeline=pipeline,
+        schema=input_schema(features, table.kinds, encoder, table.spec.description),
+        metrics=metrics,
+        importance=importance,
+        profile=profile.to_dict(),
+        grades={
+            "by": grades_spec.by,
+            "names": names,
+            "thresholds": thresholds,
+            "table": grade_table(y_holdout, p_model, thresholds, names),
+        },
+        reference=reference_statistics(features.iloc[training_rows], table.kinds, encoder, p_model),
+        examples=examples.to_dict("records"),
+        example_probabilities=pipeline.predict_proba(example_frame)[:, 1].tolist(),
+        leakage=leakage,
+        notes=list(table.notes),
+        split=split.describe(),
+        versions=library_versions(),
+    )
+    params = {
+        "dataset": table.spec.name,
+        "rows": len(y),
+        "features": len(table.kinds),
+        "split": split.kind,
+        "best_iteration": model.best_iteration_,
+        "calibration": "platt",
+        "seed": options.seed,
+        **{f"booster.{k}": v for k, v in {**model.params_used_, **options.booster_params}.items()},
+    }
+    return FittedModel(bundle, holdout, y_holdout, split, plots_dir, params)
+
+
+def _metrics(
+    y: np.ndarray,
+    p_model: np.ndarray,
+    p_raw: np.ndarray,
+    p_baseline: np.ndarray,
+    p_constant: np.ndarray,
+    thresholds: dict[str, float],
+    model: CalibratedBooster,
+    split: Split,
+) -> dict[str, Any]:
+    """metrics.json: the model's holdout figures at the top, baselines and details beneath."""
+    model_figures = classification_metrics(y, p_model)
+    uncalibrated = classification_metrics(y, p_raw)
+    return {
+        **model_figures,
+        "uncalibrated": uncalibrated,
+        "baselines": {
+            "logistic_regression": classification_metrics(y, p_baseline),
+            "base_rate": classification_metrics(y, p_constant),
+        },
+        "calibration": {
+            "method": "platt",
+            "slope": model.slope_,
+            "intercept": model.intercept_,
+            "ece_before": uncalibrated["ece"],
+            "ece_after": model_figures["ece"],
+            "brier_before": uncalibrated["brier"],
+            "brier_after": model_figures["brier"],
+        },
+        "lift_by_decile": lift_by_decile(y, p_model),
+        "calibration_curve": calibration_curve_points(y, p_model),
+        "grades": precision_recall_at(y, p_model, thresholds),
+        "split": {
+            "kind": split.kind,
+            "description": split.describe(),
+            "fit": len(split.fit),
+            "early_stopping": len(split.early_stopping),
+            "calibration": len(split.calibration),
+            "holdout": len(split.holdout),
+        },
+        "best_iteration": model.best_iteration_,
+    }
+
+
+def train(
+    data: str | Path,
+    spec_path: Path,
+    settings: TrainingSettings,
+    options: TrainOptions = TrainOptions(),
+    output_dir: Path | None = None,
+    table_name: str | None = None,
+    query: str | None = None,
+    sep: str = ",",
+    promote_if_better: bool = True,
+    force: bool = False,
+    progress: Progress = _silent,
+) -> TrainResult:
+    """The whole `leadscore train`: any failure before the end leaves models/ and the registry untouched."""
+    spec = read_spec(spec_path)
+    progress(f"reading {data}")
+    raw = read_table(data, table_name, query, sep)
+    progress(f"validating {len(raw):,} rows against spec {spec.name!r}")
+    table = prepare_leads(raw, spec, options.min_per_class)
+    for note in table.notes:
+        progress(f"note: {note}")
+    models_dir = Path(output_dir or settings.models_dir)
+    fitted = fit_and_evaluate(table, options, progress)
+    try:
+        return _publish(fitted, spec, table, models_dir, settings, options, promote_if_better, force, progress)
+    finally:
+        shutil.rmtree(fitted.plots_dir, ignore_errors=True)
+
+
+def _publish(
+    fitted: FittedModel,
+    spec: DatasetSpec,
+    table: LeadTable,
+    models_dir: Path,
+    settings: TrainingSettings,
+    options: TrainOptions,
+    promote_if_better: bool,
+    force: bool,
+    progress: Progress,
+) -> TrainResult:
+    bundle = fitted.bundle
+    bundle_dir = models_dir / bundle.version
+    progress(f"writing bundle {bundle_dir}")
+    save_bundle(bundle, bundle_dir, {f"plots/{p.name}": p for p in sorted(fitted.plots_dir.glob("*.png"))})
+    try:
+        progress(f"logging to MLflow ({settings.mlflow_tracking_uri}) and registering {settings.registered_model_name}")
+        tracked = log_training_run(
+            bundle,
+            bundle_dir,
+            fitted.params,
+            fitted.holdout.head(100),
+            settings.mlflow_tracking_uri,
+            settings.experiment,
+            settings.registered_model_name,
+            settings.mlflow_artifact_root,
+        )
+    except BaseException:
+        shutil.rmtree(bundle_dir, ignore_errors=True)
+        raise
+    record_registration(
+        bundle_dir,
+        {
+            "run_id": tracked.run_id,
+            "experiment_id": tracked.experiment_id,
+            "tracking_uri": tracked.tracking_uri,
+            "registered_name": tracked.registered_name,
+            "registered_version": tracked.registered_version,
+        },
+    )
+    gate, promoted = None, False
+    if promote_if_better or force:
+        gate = quality_gate(
+            bundle, fitted.holdout, fitted.y_holdout, models_dir, options.auc_margin, options.ece_margin
+        )
+        _log_gate(tracked, gate, force)
+        if gate.promote or force:
+            reason = gate.reason if gate.promote else f"forced: {gate.reason}"
+            promote(models_dir, bundle.version, reason)
+            promoted = True
+    return TrainResult(bundle, bundle_dir, tracked, gate, promoted, len(table.converted), table.notes)
+
+
+def _log_gate(tracked: TrackedRun, gate: GateDecision, force: bool) -> None:
+    """Record the promotion decision and both scores on the MLflow run."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracked.tracking_uri)
+    client.set_tag(tracked.run_id, "leadscore.promotion", "promoted" if gate.promote or force else "refused")
+    client.set_tag(tracked.run_id, "leadscore.promotion_reason", gate.reason[:5000])
+    for name, value in gate.challenger.items():
+        client.log_metric(tracked.run_id, f"gate.challenger.{name}", value)
+    for name, value in (gate.champion or {}).items():
+        client.log_metric(tracked.run_id, f"gate.champion.{name}", value)
+
+
+def summary_text(result: TrainResult, profile_top: int = 3, drivers_top: int = 5) -> str:
+    """The short human summary `leadscore train` prints."""
+    m = result.bundle.metrics
+    base = m["baselines"]["logistic_regression"]
+    top_decile = m["lift_by_decile"][0]
+    drivers = ", ".join(row["field"] for row in result.bundle.importance[:drivers_top])
+    profile = Profile.from_dict(result.bundle.profile)
+    lines = [
+        f"trained on {result.rows:,} leads ({int(m['positives'])} converted in the holdout of {int(m['n']):,})",
+        f"split: {result.bundle.split}",
+        f"holdout: ROC AUC {m['roc_auc']:.3f} (baseline {base['roc_auc']:.3f}), PR AUC {m['pr_auc']:.3f}, "
+        f"Brier {m['brier']:.4f}, ECE {m['ece']:.3f} (before calibration {m['calibration']['ece_before']:.3f})",
+        f"top 10% of leads convert at {top_decile['rate']:.1%} vs {m['base_rate']:.1%} overall "
+        f"({top_decile['lift']:.1f}x)",
+        f"top drivers: {drivers}",
+        "best customers share:",
+        *[f"  {t.question}" for t in profile.traits[:profile_top]],
+        f"bundle: {result.bundle_dir}",
+        f"MLflow: run {result.tracked.run_id} in {result.tracked.tracking_uri}; registered "
+        f"{result.tracked.registered_name} v{result.tracked.registered_version} as challenger",
+    ]
+    if result.gate is not None:
+        verdict = "promoted to champion" if result.promoted else "not promoted"
+        lines.append(f"{verdict}: {result.gate.reason}")
+        if result.gate.champion:
+            lines.append(
+                f"  new ROC AUC {result.gate.challenger['roc_auc']:.3f} / ECE {result.gate.challenger['ece']:.3f}"
+                f" vs champion {result.gate.champion['roc_auc']:.3f} / {result.gate.champion['ece']:.3f}"
+            )
+    return "\n".join(lines)
