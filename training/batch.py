@@ -62,23 +62,21 @@ class ChunkWriter:
             raise LeadscoreError(f"--out {out} must end in .csv or .parquet")
         self.out = out
         self.staging = out.with_name(f".{out.name}.partial")
-        self._parquet: pq.ParquetWriter | None = None
-        self._csv: pacsv.CSVWriter | None = None
+        self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+        self._schema: pa.Schema | None = None
 
     def write(self, scored: pd.DataFrame) -> None:
         table = pa.Table.from_pandas(scored, preserve_index=False)
-        if self.out.suffix == ".parquet":
-            self._parquet = self._parquet or pq.ParquetWriter(self.staging, table.schema)
-            self._parquet.write_table(table.cast(self._parquet.schema))
-        else:
-            self._csv = self._csv or pacsv.CSVWriter(self.staging, table.schema)
-            self._csv.write_table(table.cast(self._csv.schema))
+        if self._writer is None:
+            self._schema = table.schema
+            open_writer = pq.ParquetWriter if self.out.suffix == ".parquet" else pacsv.CSVWriter
+            self._writer = open_writer(self.staging, self._schema)
+        self._writer.write_table(table.cast(self._schema))
 
     def close(self, success: bool) -> None:
         """Only a complete file replaces the output: a failure leaves the old file, if any, untouched."""
-        for writer in (self._parquet, self._csv):
-            if writer is not None:
-                writer.close()
+        if self._writer is not None:
+            self._writer.close()
         if success and self.staging.exists():
             self.staging.replace(self.out)
         else:

@@ -75,10 +75,18 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise LeadscoreError(f"{path} is empty: a lead table needs a header row and data rows") from None
     except pd.errors.ParserError as exc:
+        # a ';'-separated file with decimal commas fails to parse instead of reading as one column
+        _refuse_wrong_delimiter(path, _first_line(path), sep)
         detail = str(exc).strip().splitlines()[-1]
         raise LeadscoreError(f"{path} is not a well-formed CSV file: {detail}") from None
-    _refuse_wrong_delimiter(path, frame, sep)
+    if frame.shape[1] == 1:
+        _refuse_wrong_delimiter(path, str(frame.columns[0]), sep)
     return frame
+
+
+def _first_line(path: Path) -> str:
+    with path.open(encoding="utf-8-sig") as handle:
+        return handle.readline().rstrip("\r\n")
 
 
 def _refuse_non_utf8(path: Path) -> None:
@@ -93,10 +101,9 @@ def _refuse_non_utf8(path: Path) -> None:
                 ) from None
 
 
-def _refuse_wrong_delimiter(path: Path, frame: pd.DataFrame, sep: str) -> None:
-    if frame.shape[1] != 1:
+def _refuse_wrong_delimiter(path: Path, header: str, sep: str) -> None:
+    if sep in header:
         return
-    header = str(frame.columns[0])
     try:
         found = csv.Sniffer().sniff(header, delimiters=_DELIMITERS).delimiter
     except csv.Error:
@@ -124,8 +131,10 @@ def _read_sql(url: str, table: str | None, query: str | None) -> pd.DataFrame:
                     )
                 return pd.read_sql_table(table, conn)
             return pd.read_sql_query(sa.text(query), conn)
-    except sa.exc.SQLAlchemyError as exc:
-        first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
+        # pandas wraps a failed query's SQLAlchemy error in its own DatabaseError
+        cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) and exc.__cause__ else exc
+        first = str(getattr(cause, "orig", None) or cause).splitlines()[0]
         raise LeadscoreError(f"database query failed: {first}") from None
     finally:
         engine.dispose()
@@ -177,10 +186,10 @@ def positive_mask(target: pd.Series, positive: str | int | bool, name: str) -> n
     if len(levels) > 2:
         raise LeadscoreError(f"target {name!r} must have exactly two values; found {len(levels)}: {shown}")
     mask = _equals_positive(target, positive)
+    if len(levels) < 2 or mask.all():
+        raise LeadscoreError(f"target {name!r} has only one value ({shown}); a model needs leads of both outcomes")
     if not mask.any():
         raise LeadscoreError(f"positive value {positive!r} not found in target {name!r}; its values: {shown}")
-    if mask.all():
-        raise LeadscoreError(f"target {name!r} has only one value ({shown}); a model needs leads of both outcomes")
     return mask
 
 
@@ -249,6 +258,7 @@ def infer_features(
 ) -> tuple[pd.DataFrame, dict[str, FieldKind]]:
     """Infer numeric / boolean / categorical per column; drop empty, constant and date columns with a note."""
     kinds: dict[str, FieldKind] = {}
+    first_note = len(notes)
     for name in frame.columns:
         column = frame[name]
         kind = _infer_kind(name, column, spec)
@@ -261,7 +271,8 @@ def infer_features(
         else:
             kinds[name] = kind
     if not kinds:
-        raise LeadscoreError("no usable feature columns remain; check the spec's features and exclude lists")
+        dropped = "".join(f"; {note}" for note in notes[first_note:])
+        raise LeadscoreError(f"no usable feature columns remain; check the spec's features and exclude lists{dropped}")
     return frame[list(kinds)].reset_index(drop=True), kinds
 
 

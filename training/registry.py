@@ -22,6 +22,7 @@ from training.tracking import CHAMPION, set_alias
 
 CHAMPION_LINK = "champion"
 PROMOTIONS_LOG = "promotions.jsonl"
+MIN_SKILL_AUC = 0.55
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,14 @@ def quality_gate(
     models_dir: Path,
     auc_margin: float = 0.01,
     ece_margin: float = 0.01,
+    min_auc: float = MIN_SKILL_AUC,
 ) -> GateDecision:
-    """Promote only when ROC AUC is not worse by more than auc_margin and ECE not worse by more than ece_margin."""
+    """Promote only a model with skill whose ROC AUC and ECE are not worse than the champion's beyond the margins."""
     mine = holdout_scores(challenger, holdout, y)
     current = champion_version(models_dir)
+    if mine["roc_auc"] < min_auc:
+        reason = f"holdout ROC AUC {mine['roc_auc']:.3f} is below {min_auc:.2f}: the model has no real skill"
+        return GateDecision(False, reason, mine, None, current)
     if current is None:
         return GateDecision(True, "no current champion", mine)
     try:

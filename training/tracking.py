@@ -65,14 +65,14 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """holdout metrics as MLflow metric names: model.roc_auc, logistic_baseline.brier, ..."""
-    flat = {}
-    for group, values in metrics.items():
-        if isinstance(values, dict):
-            for name, value in values.items():
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    flat[f"{group}.{name}"] = float(value)
+def flat_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Holdout figures as MLflow metric names: roc_auc, logistic_regression.brier, calibration.ece_before, ..."""
+    flat: dict[str, float] = {}
+    for name, value in metrics.items():
+        if isinstance(value, dict):
+            flat.update(flat_metrics(value, f"{prefix}{name}."))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[f"{prefix}{name}".replace("baselines.", "")] = float(value)
     return flat
 
 
