@@ -117,6 +117,7 @@ def _read_sql(url: str, table: str | None, query: str | None) -> pd.DataFrame:
 
     if bool(table) == bool(query):
         raise LeadscoreError("with a database URL, pass exactly one of --table NAME or --query 'SELECT ...'")
+    _refuse_missing_sqlite_file(url)
     try:
         engine = sa.create_engine(url)
     except Exception as exc:
@@ -138,6 +139,14 @@ def _read_sql(url: str, table: str | None, query: str | None) -> pd.DataFrame:
         raise LeadscoreError(f"database query failed: {first}") from None
     finally:
         engine.dispose()
+
+
+def _refuse_missing_sqlite_file(url: str) -> None:
+    """SQLite would silently create an empty database for a mistyped path."""
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        database = Path(url.removeprefix("sqlite:///").split("?")[0])
+        if not database.is_file():
+            raise LeadscoreError(f"SQLite database {database} not found")
 
 
 def _redact(url: str) -> str:

@@ -78,9 +78,17 @@ def read_spec(path: Path | str) -> DatasetSpec:
     except FileNotFoundError:
         raise LeadscoreError(f"spec file {path} not found; pass --spec with a dataset spec YAML") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0]
-        raise LeadscoreError(f"spec file {path} is not valid YAML: {first}") from None
+        raise LeadscoreError(f"spec file {path} is not valid YAML: {_yaml_problem(exc)}") from None
     return parse_spec(raw, source=str(path))
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """PyYAML's own problem and line ('expected ',' or ']' on line 3'), not just its first line."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} on line {mark.line + 1}"
+    return str(exc).splitlines()[0]
 
 
 def parse_spec(raw: Any, source: str = "spec") -> DatasetSpec:

@@ -48,6 +48,13 @@ def test_unreadable_spec_files_give_one_line(tmp_path: Path, text: str) -> None:
     assert "\n" not in str(err.value)
 
 
+def test_yaml_errors_say_what_and_where(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("target: converted\nexclude: [a, b\npii: []\n")
+    with pytest.raises(LeadscoreError, match=r"on line \d+"):
+        read_spec(path)
+
+
 def test_missing_spec_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(LeadscoreError, match="not found"):
         read_spec(tmp_path / "nope.yaml")
