@@ -51,14 +51,14 @@ def category_text(column: pd.Series) -> pd.Series:
         return text.where(~np.isnan(values))
     if pd.api.types.is_string_dtype(column) and not pd.api.types.is_object_dtype(column):
         return column.str.strip()
-    return column.map(_one_category_text)
+    return column.map(one_category_text)
 
 
 def _number_text(value: float) -> str:
     return str(int(value)) if np.isfinite(value) and value == int(value) else repr(value)
 
 
-def _one_category_text(value: object) -> object:
+def one_category_text(value: object) -> object:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return np.nan
     if isinstance(value, bool):

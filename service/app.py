@@ -1,0 +1,175 @@
+"""The FastAPI application: lifespan (model, score log, reload polling), middleware, errors, OpenAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+
+from service import metrics
+from service.champion import ServingModel, champion_location, load_serving_model, resolve_bundle_dir
+from service.middleware import BodySizeLimit, RequestMetrics
+from service.routes import LeadRejected, router
+from service.settings import ServiceSettings, get_service_settings
+from service.store import ScoreStore
+from training.bundle import read_sidecar
+from training.errors import LeadscoreError
+
+log = logging.getLogger("leadscore.service")
+
+
+class ModelHolder:
+    """The serving model, swapped atomically: requests take a reference and finish on what they took."""
+
+    def __init__(self) -> None:
+        self.current: ServingModel | None = None
+        self.last_error: str | None = None
+        self.lock = asyncio.Lock()
+
+
+async def reload_model(app: FastAPI) -> dict[str, Any]:
+    """Load, verify and smoke-test the champion, then swap; on any failure keep the old model serving."""
+    holder: ModelHolder = app.state.models
+    settings: ServiceSettings = app.state.settings
+    async with holder.lock:
+        previous = holder.current.version if holder.current else None
+        try:
+            loaded = await asyncio.to_thread(load_serving_model, settings)
+        except (LeadscoreError, OSError, ValueError, TypeError, AttributeError, ImportError, EOFError) as exc:
+            reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, LeadscoreError) else str(exc)
+            holder.last_error = reason
+            metrics.RELOADS.labels("failed").inc()
+            log.error(
+                "model reload from %s failed; still serving %s: %s", champion_location(settings), previous, reason
+            )
+            return {"reloaded": False, "model_version": previous, "previous_version": previous, "reason": reason}
+        holder.current = loaded
+        holder.last_error = None
+        app.openapi_schema = None  # the lead fields may have changed
+        metrics.RELOADS.labels("ok").inc()
+        metrics.set_model_version(loaded.version)
+        log.info("serving model %s from %s (was %s)", loaded.version, loaded.source, previous)
+        return {"reloaded": True, "model_version": loaded.version, "previous_version": previous, "reason": None}
+
+
+def _champion_version_on_disk(settings: ServiceSettings) -> str | None:
+    try:
+        return read_sidecar(resolve_bundle_dir(settings)).get("version")
+    except LeadscoreError:
+        return None
+
+
+async def _poll_for_champion(app: FastAPI, interval_s: float) -> None:
+    """Reload when a new champion appears (LEADSCORE_RELOAD_INTERVAL_S)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        holder: ModelHolder = app.state.models
+        on_disk = await asyncio.to_thread(_champion_version_on_disk, app.state.settings)
+        serving = holder.current.version if holder.current else None
+        if on_disk and on_disk != serving:
+            await reload_model(app)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ServiceSettings = app.state.settings
+    if settings.open_access:
+        log.warning(
+            "no API keys configured (LEADSCORE_API_KEYS): anyone who can reach this port can score; "
+            "admin routes are disabled"
+        )
+    store = ScoreStore(
+        settings.database_url, batch_size=settings.score_log_batch, flush_interval_s=settings.score_log_flush_s
+    )
+    await asyncio.to_thread(store.start)
+    app.state.store = store
+    await reload_model(app)
+    poller = (
+        asyncio.create_task(_poll_for_champion(app, settings.reload_interval_s)) if settings.reload_interval_s else None
+    )
+    try:
+        yield
+    finally:
+        if poller:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        await asyncio.to_thread(store.stop)
+
+
+def _validation_problems(errors: list[dict[str, Any]], drop: int = 0) -> list[dict[str, Any]]:
+    """FastAPI's 422 shape, plus the field name; never echoing the input (it may be personal data)."""
+    problems = []
+    for error in errors:
+        loc = list(error.get("loc", ()))
+        field = ".".join(str(part) for part in loc[drop:]) or None
+        problems.append(
+            {"loc": loc, "msg": error.get("msg", "invalid"), "type": error.get("type", "invalid"), "field": field}
+        )
+    return problems
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_problems(list(exc.errors()), drop=1)}, status_code=422)
+
+    @app.exception_handler(LeadRejected)
+    async def lead_invalid(_: Request, exc: LeadRejected) -> JSONResponse:
+        return JSONResponse({"detail": _validation_problems(exc.errors)}, status_code=422)
+
+
+def _lead_schema_openapi(app: FastAPI) -> dict[str, Any]:
+    """OpenAPI with the loaded model's real lead fields."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    holder: ModelHolder = app.state.models
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    if holder.current is not None:
+        lead = holder.current.lead_model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        components.update(lead.pop("$defs", {}))
+        components["Lead"] = lead
+    else:
+        components["Lead"] = {"type": "object", "description": "No model is loaded: the lead fields are unknown."}
+    schema["components"]["schemas"]["LeadBatch"] = {
+        "type": "object",
+        "required": ["leads"],
+        "additionalProperties": False,
+        "properties": {
+            "leads": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/Lead"},
+                "maxItems": app.state.settings.max_batch,
+            }
+        },
+    }
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the service; nothing is loaded or connected until the lifespan starts."""
+    settings = settings or get_service_settings()
+    app = FastAPI(
+        title="leadscore",
+        version="1",
+        description="Calibrated lead-conversion probabilities, grades and reasons from the champion model.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.models = ModelHolder()
+    app.include_router(router)
+    _install_error_handlers(app)
+    app.openapi = lambda: _lead_schema_openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)
+    return app

@@ -1,0 +1,67 @@
+"""Prometheus metrics; with several worker processes they are aggregated through a shared folder."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+REQUESTS = Counter("leadscore_requests", "HTTP requests by route and status.", ["route", "method", "status"])
+LATENCY = Histogram(
+    "leadscore_request_seconds",
+    "HTTP request latency by route.",
+    ["route"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+SCORES = Histogram(
+    "leadscore_score_probability",
+    "Calibrated probabilities served.",
+    buckets=(0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0),
+)
+LEADS_SCORED = Counter("leadscore_leads_scored", "Leads scored, by grade.", ["grade"])
+MODEL_INFO = Gauge(
+    "leadscore_model_info", "The model version being served (value 1).", ["version"], multiprocess_mode="liveall"
+)
+RELOADS = Counter("leadscore_reloads", "Model reload attempts by result.", ["result"])
+QUEUE_DEPTH = Gauge("leadscore_score_log_queue_depth", "Scores waiting to be written.", multiprocess_mode="livesum")
+LOG_WRITTEN = Gauge("leadscore_score_log_written", "Scores written to the score log.", multiprocess_mode="livesum")
+LOG_FAILED = Gauge(
+    "leadscore_score_log_failed", "Scores that could not be written after retries.", multiprocess_mode="livesum"
+)
+LOG_DROPPED = Gauge(
+    "leadscore_score_log_dropped", "Scores refused because the write queue was full.", multiprocess_mode="livesum"
+)
+LOG_RETRIES = Gauge("leadscore_score_log_retries", "Write retries of the score log.", multiprocess_mode="livesum")
+
+
+def set_model_version(version: str | None) -> None:
+    MODEL_INFO.clear()
+    if version:
+        MODEL_INFO.labels(version=version).set(1)
+
+
+def update_store_gauges(stats: object) -> None:
+    """Copy the store's counters into gauges at scrape time (the store does not import prometheus)."""
+    QUEUE_DEPTH.set(stats.queued)
+    LOG_WRITTEN.set(stats.written)
+    LOG_FAILED.set(stats.failed)
+    LOG_DROPPED.set(stats.dropped)
+    LOG_RETRIES.set(stats.retries)
+
+
+def exposition() -> tuple[bytes, str]:
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

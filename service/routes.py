@@ -1,0 +1,284 @@
+"""HTTP routes. Scoring validates the raw body against the current model's schema (it changes on reload)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from service import metrics
+from service.auth import AdminDep, ReaderDep
+from service.champion import ServingModel
+from service.monitoring import monitoring_report
+from service.schemas import BatchScores, LeadScore, OutcomeIn, OutcomeOut
+from service.store import ScoreRecord, StoreUnavailable
+
+router = APIRouter()
+
+INLINE_BATCH = 64  # larger batches are scored off the event loop
+LeadId = Annotated[str, Path(min_length=1, max_length=200)]
+Reasons = Annotated[
+    Literal["true", "false", "top", "all", "none"],
+    Query(description="Reasons: true/top (default: top positive and negative), all (every field), false/none."),
+]
+_REASON_MODES = {"true": "top", "top": "top", "all": "all", "false": "none", "none": "none"}
+
+
+def _body(ref: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+        }
+    }
+
+
+class LeadRejected(Exception):
+    """A lead that fails the model's schema: 422 naming each field and problem."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+
+
+def _json(data: Any, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status_code, media_type="application/json")
+
+
+def serving_model(request: Request) -> ServingModel:
+    model = request.app.state.models.current
+    if model is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model is loaded yet; see /readyz")
+    return model
+
+
+def _error_list(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors(include_input=False)]
+
+
+def _log_scores(
+    request: Request, model: ServingModel, leads: Sequence[dict[str, Any]], results: Sequence[dict[str, Any]]
+) -> None:
+    """Queue scores for the score log (off the hot path); only model fields are kept, so no PII."""
+    fields = model.scorer.fields
+    request.app.state.store.enqueue(
+        [
+            ScoreRecord(
+                result["lead_id"],
+                model.version,
+                result["probability"],
+                result["grade"],
+                result["scored_at"],
+                {name: lead.get(name) for name in fields},
+            )
+            for lead, result in zip(leads, results, strict=True)
+        ]
+    )
+    for result in results:
+        metrics.SCORES.observe(result["probability"])
+        metrics.LEADS_SCORED.labels(result["grade"]).inc()
+
+
+@router.post(
+    "/v1/leads/score",
+    response_model=LeadScore,
+    dependencies=[ReaderDep],
+    openapi_extra=_body("Lead"),
+    responses={
+        422: {"description": "A field has the wrong type, an impossible value or is unknown."},
+        413: {"description": "The body is too large."},
+    },
+)
+async def score_lead(request: Request, reasons: Reasons = "true") -> Response:
+    """Score one lead: calibrated probability, grade, percentile, reasons and warnings."""
+    model = serving_model(request)
+    try:
+        lead = model.validator.validate_json(await request.body())
+    except ValidationError as exc:
+        raise LeadRejected(_error_list(exc)) from None
+    results = model.scorer.score([lead], _REASON_MODES[reasons])
+    _log_scores(request, model, [lead], results)
+    return _json(results[0])
+
+
+def _validate_batch(model: ServingModel, raw: Any, max_batch: int) -> tuple[list[int], list[dict], list[dict]]:
+    """Per-row validation: good rows are scored, bad rows get their own error entry."""
+    if not isinstance(raw, dict) or set(raw) != {"leads"} or not isinstance(raw["leads"], list):
+        raise LeadRejected(
+            [
+                {
+                    "loc": ["leads"],
+                    "msg": "body must be an object with one key, leads: [lead, ...]",
+                    "type": "batch_shape",
+                }
+            ]
+        )
+    rows = raw["leads"]
+    if len(rows) > max_batch:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"at most {max_batch:,} leads per batch")
+    good_index, good, errors = [], [], []
+    id_field = model.scorer.id_field
+    for index, row in enumerate(rows):
+        try:
+            good.append(model.validator.validate_python(row))
+            good_index.append(index)
+        except ValidationError as exc:
+            lead_id = row.get(id_field) if isinstance(row, dict) and id_field else None
+            errors.append(
+                {
+                    "index": index,
+                    "lead_id": str(lead_id)[:200] if lead_id is not None else None,
+                    "errors": _error_list(exc),
+                }
+            )
+    return good_index, good, errors
+
+
+@router.post(
+    "/v1/leads/score/batch",
+    response_model=BatchScores,
+    dependencies=[ReaderDep],
+    openapi_extra=_body("LeadBatch"),
+    responses={413: {"description": "Too many leads or too large a body."}},
+)
+async def score_batch(request: Request, reasons: Reasons = "false") -> Response:
+    """Score many leads; a bad row gets its own error entry and the good rows are scored."""
+    model = serving_model(request)
+    body = await request.body()
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise LeadRejected([{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]) from None
+    max_batch = request.app.state.settings.max_batch
+
+    def work() -> dict[str, Any]:
+        _, good, errors = _validate_batch(model, raw, max_batch)
+        results = model.scorer.score(good, _REASON_MODES[reasons]) if good else []
+        _log_scores(request, model, good, results)
+        return {
+            "model_version": model.version,
+            "scored": len(results),
+            "failed": len(errors),
+            "results": results,
+            "errors": errors,
+        }
+
+    rows = raw.get("leads") if isinstance(raw, dict) else None
+    small = isinstance(rows, list) and len(rows) <= INLINE_BATCH
+    return _json(work() if small else await run_in_threadpool(work))
+
+
+@router.post(
+    "/v1/leads/{lead_id}/outcome",
+    response_model=OutcomeOut,
+    dependencies=[ReaderDep],
+    responses={503: {"description": "The outcome store is unreachable: nothing was recorded; retry."}},
+)
+def record_outcome(request: Request, lead_id: LeadId, outcome: OutcomeIn) -> dict[str, Any]:
+    """Converted or not; committed before the reply. Reporting again replaces it (the history is kept)."""
+    try:
+        return request.app.state.store.record_outcome(lead_id, outcome.converted, outcome.value, outcome.occurred_at)
+    except StoreUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"outcome not recorded: {exc}") from None
+
+
+@router.get(
+    "/v1/leads/{lead_id}/scores",
+    dependencies=[ReaderDep],
+    responses={503: {"description": "The score log is unreachable."}},
+)
+def lead_scores(request: Request, lead_id: LeadId) -> dict[str, Any]:
+    """The score history of a lead (newest first) and its latest outcome."""
+    store = request.app.state.store
+    try:
+        return {"lead_id": lead_id, "scores": store.score_history(lead_id), "outcome": store.latest_outcome(lead_id)}
+    except StoreUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+
+
+@router.get("/v1/model", dependencies=[ReaderDep])
+def model_card(request: Request) -> dict[str, Any]:
+    """Version, creation time, holdout metrics against baselines, grades and the input schema."""
+    model = serving_model(request)
+    bundle = model.bundle
+    metrics_summary = {k: v for k, v in bundle.metrics.items() if k not in {"calibration_curve"}}
+    return {
+        "version": bundle.version,
+        "created_at": bundle.created_at,
+        "dataset": bundle.spec.get("name"),
+        "source": model.source,
+        "loaded_at": model.loaded_at.isoformat(),
+        "split": bundle.split,
+        "metrics": metrics_summary,
+        "calibration_curve": bundle.metrics.get("calibration_curve"),
+        "grades": bundle.grades,
+        "schema": [field.to_dict() for field in bundle.schema],
+        "ignored_fields": sorted(set(bundle.spec.get("pii", [])) | set(bundle.spec.get("exclude", []))),
+        "versions": bundle.versions,
+        "notes": bundle.notes,
+    }
+
+
+@router.get("/v1/model/importance", dependencies=[ReaderDep])
+def model_importance(request: Request) -> dict[str, Any]:
+    """Global importance: holdout ROC AUC lost when a field is shuffled, and mean |contribution|."""
+    model = serving_model(request)
+    return {"model_version": model.version, "importance": model.bundle.importance}
+
+
+@router.get("/v1/model/profile", dependencies=[ReaderDep])
+def model_profile(request: Request) -> dict[str, Any]:
+    """What the best customers share, as ranked qualification questions."""
+    model = serving_model(request)
+    return {"model_version": model.version, **model.bundle.profile}
+
+
+@router.get("/v1/monitoring", dependencies=[ReaderDep])
+def monitoring(request: Request) -> dict[str, Any]:
+    """Drift of recent leads (PSI per field), score shift, and live performance from reported outcomes."""
+    model = serving_model(request)
+    store = request.app.state.store
+    try:
+        recent = store.recent_scores(request.app.state.settings.monitoring_window)
+        scored = store.scored_outcomes()
+    except StoreUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    return monitoring_report(recent, scored, model.bundle)
+
+
+@router.post(
+    "/v1/admin/reload",
+    dependencies=[AdminDep],
+    responses={409: {"description": "The new model was refused; the old one keeps serving."}},
+)
+async def admin_reload(request: Request) -> Response:
+    """Load the current champion, verify and smoke-test it, then swap; in-flight requests finish on the old one."""
+    from service.app import reload_model
+
+    outcome = await reload_model(request.app)
+    return _json(outcome, status_code=200 if outcome["reloaded"] else 409)
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "No model is loaded yet."}})
+def readyz(request: Request) -> Response:
+    """Ready once a model is loaded."""
+    holder = request.app.state.models
+    if holder.current is None:
+        return _json({"ready": False, "reason": holder.last_error or "loading"}, status_code=503)
+    return _json({"ready": True, "model_version": holder.current.version})
+
+
+@router.get("/metrics", include_in_schema=False)
+def prometheus_metrics(request: Request) -> Response:
+    metrics.update_store_gauges(request.app.state.store.stats)
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)

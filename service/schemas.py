@@ -1,0 +1,147 @@
+"""Request and response models; the lead model is built from the loaded bundle's input schema."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, TypeAdapter, create_model
+from typing_extensions import TypedDict
+
+from training.bundle import Bundle
+from training.schema import FieldSchema
+
+
+class Reason(BaseModel):
+    field: str
+    value: Any = None
+    contribution: float = Field(description="Signed contribution to the calibrated log-odds of converting.")
+
+
+class LeadScore(BaseModel):
+    lead_id: str | None = None
+    probability: float = Field(description="Calibrated probability that the lead converts.")
+    grade: str
+    percentile: float = Field(description="Share of holdout leads scoring lower, 0-100.")
+    reasons: list[Reason] | None = Field(
+        default=None, description="Top positive and negative contributions; with the base value they add up exactly."
+    )
+    base_value: float | None = None
+    warnings: list[str] = []
+    model_version: str
+    scored_at: datetime
+
+
+class RowError(BaseModel):
+    index: int
+    lead_id: str | None = None
+    errors: list[dict[str, Any]]
+
+
+class BatchScores(BaseModel):
+    model_version: str
+    scored: int
+    failed: int
+    results: list[LeadScore]
+    errors: list[RowError]
+
+
+class OutcomeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    converted: bool
+    value: float | None = Field(default=None, allow_inf_nan=False, ge=0)
+    occurred_at: datetime | None = None
+
+
+class OutcomeOut(BaseModel):
+    lead_id: str
+    converted: bool
+    value: float | None
+    occurred_at: datetime | None
+    reported_at: datetime
+    revision: int
+
+
+def _field_type(field: FieldSchema, max_length: int) -> Any:
+    """JSON types per field kind; wrong types, NaN/inf and overlong strings fail validation by name."""
+    text = Annotated[str, StringConstraints(max_length=max_length)]
+    if field.kind == "numeric":
+        return Annotated[float, Field(allow_inf_nan=False)] | None
+    if field.kind == "boolean":
+        return bool | None
+    return text | StrictInt | None
+
+
+def _python_name(index: int, name: str) -> str:
+    """Field names in CRM exports need not be identifiers; the JSON name is kept as an alias."""
+    if name.isidentifier() and not name.startswith("_"):
+        return name
+    return f"field_{index}_" + re.sub(r"\W", "_", name)
+
+
+def _description(field: FieldSchema) -> str:
+    parts = [field.description or field.kind]
+    if field.categories:
+        shown = ", ".join(field.categories[:20]) + (", ..." if len(field.categories) > 20 else "")
+        parts.append(f"one of: {shown} (others are scored as unseen)")
+    if field.minimum is not None:
+        parts.append(f"seen in training from {field.minimum:g} to {field.maximum:g}")
+    return "; ".join(parts)
+
+
+def _example_value(field: FieldSchema) -> Any:
+    if field.kind == "numeric":
+        return field.minimum
+    if field.kind == "boolean":
+        return True
+    return field.categories[0] if field.categories else None
+
+
+def lead_definitions(bundle: Bundle, max_length: int) -> dict[str, tuple[Any, Any]]:
+    """Pydantic field definitions for every model field, plus the id field when the spec has one."""
+    definitions: dict[str, tuple[Any, Any]] = {}
+    id_field = bundle.spec.get("id")
+    if id_field:
+        definitions[_python_name(-1, id_field)] = (
+            Annotated[str, StringConstraints(max_length=max_length)] | StrictInt | None,
+            Field(default=None, alias=id_field, description="The lead's id, echoed back and used for outcomes."),
+        )
+    for index, field in enumerate(bundle.schema):
+        definitions[_python_name(index, field.name)] = (
+            _field_type(field, max_length),
+            Field(default=None, alias=field.name, description=_description(field), examples=[_example_value(field)]),
+        )
+    scalar = Annotated[str, StringConstraints(max_length=max_length)] | bool | StrictInt | float | None
+    for index, name in enumerate(ignored_fields(bundle)):
+        definitions[_python_name(1000 + index, name)] = (
+            scalar,
+            Field(default=None, alias=name, description="Accepted and ignored: never used, stored or logged."),
+        )
+    return definitions
+
+
+def ignored_fields(bundle: Bundle) -> list[str]:
+    """Fields a CRM sends along that the spec knows but the model must not see: PII, exclusions, the time."""
+    spec = bundle.spec
+    named = [*spec.get("pii", []), *spec.get("exclude", []), spec.get("time")]
+    model_fields = {f.name for f in bundle.schema}
+    return [name for name in dict.fromkeys(named) if name and name not in model_fields and name != spec.get("id")]
+
+
+def build_lead_model(bundle: Bundle, max_length: int = 200) -> type[BaseModel]:
+    """The request model for one lead: `/docs` shows the loaded model's real fields."""
+    return create_model(
+        "Lead",
+        __config__=ConfigDict(extra="forbid", populate_by_name=False, title=f"Lead ({bundle.spec.get('name')})"),
+        **lead_definitions(bundle, max_length),
+    )
+
+
+def build_lead_validator(bundle: Bundle, max_length: int = 200) -> TypeAdapter:
+    """Validates a raw JSON object into a plain dict keyed by the JSON names: no model objects to dump."""
+    fields = {info.alias: annotation for annotation, info in lead_definitions(bundle, max_length).values()}
+    typed = TypedDict("LeadFields", fields, total=False)  # type: ignore[misc]
+    typed.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+    return TypeAdapter(typed)

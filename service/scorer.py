@@ -1,0 +1,167 @@
+"""Scoring without a per-request DataFrame: a fast path derived from the bundle's fitted pipeline.
+
+``Scorer`` reads the fitted ``LeadEncoder``'s category codes and the fitted trees straight out of the
+bundle, so it cannot compute a feature differently from training; tests prove its probabilities equal
+``pipeline.predict_proba`` and its reasons add up to the calibrated log-odds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from training.bundle import Bundle
+from training.model import BOOLEAN_CODES, one_category_text
+from training.reference import percentile
+
+NAN = float("nan")
+_WARNING_VALUE_CHARS = 40
+
+
+@dataclass(frozen=True)
+class EncodedLeads:
+    matrix: np.ndarray
+    warnings: list[list[str]]
+
+
+class Scorer:
+    """Everything needed to score a lead, precomputed once per bundle."""
+
+    def __init__(self, bundle: Bundle, top_reasons: int = 3) -> None:
+        encoder, model = bundle.pipeline["encode"], bundle.pipeline["model"]
+        self.bundle = bundle
+        self.version = bundle.version
+        self.fields: list[str] = list(encoder.feature_names_in_)
+        self.kinds: list[str] = [encoder.kinds[name] for name in self.fields]
+        self.codes: dict[str, dict[str, float]] = {
+            name: {level: float(code) for code, level in enumerate(levels)}
+            for name, levels in encoder.categories_.items()
+        }
+        self.booster = model.booster_
+        self.iterations = model.best_iteration_
+        self.slope, self.intercept = model.slope_, model.intercept_
+        self.thresholds = np.array(list(bundle.grades["thresholds"].values()), dtype=float)
+        self.grade_names: list[str] = list(bundle.grades["names"])
+        self.quantiles = np.asarray(bundle.reference["scores"]["quantiles"], dtype=float)
+        self.id_field: str | None = bundle.spec.get("id")
+        self.top_reasons = top_reasons
+        self._encoders = [self._field_encoder(name, kind) for name, kind in zip(self.fields, self.kinds, strict=True)]
+
+    def _field_encoder(self, name: str, kind: str):
+        """One small function per field: value -> (code, warning or None)."""
+        if kind == "numeric":
+            return _encode_number
+        if kind == "boolean":
+            return _encode_boolean
+        codes = self.codes[name]
+
+        def encode_category(value: Any) -> tuple[float, str | None]:
+            text = one_category_text(value)
+            code = codes.get(text)
+            if code is None:
+                shown = str(text)[:_WARNING_VALUE_CHARS]
+                return NAN, f"unseen category {shown!r} for {name!r}: scored as missing"
+            return code, None
+
+        return encode_category
+
+    def encode(self, leads: Sequence[Mapping[str, Any]]) -> EncodedLeads:
+        """Leads as validated dicts → the trees' input matrix, with per-lead warnings."""
+        matrix = np.empty((len(leads), len(self.fields)), dtype=float)
+        warnings: list[list[str]] = []
+        for i, lead in enumerate(leads):
+            row = matrix[i]
+            notes: list[str] = []
+            for j, (name, encode) in enumerate(zip(self.fields, self._encoders, strict=True)):
+                value = lead.get(name)
+                if value is None:
+                    row[j] = NAN
+                    notes.append(f"missing field {name!r}: scored as missing")
+                    continue
+                row[j], note = encode(value)
+                if note:
+                    notes.append(note)
+            warnings.append(notes)
+        return EncodedLeads(matrix, warnings)
+
+    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
+        raw = self.booster.predict(matrix, raw_score=True, num_iteration=self.iterations)
+        return 1.0 / (1.0 + np.exp(-(self.slope * raw + self.intercept)))
+
+    def contributions(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact per-field contributions to the calibrated log-odds, and the base value, per lead."""
+        raw = self.booster.predict(matrix, pred_contrib=True, num_iteration=self.iterations)
+        return self.slope * raw[:, :-1], self.slope * raw[:, -1] + self.intercept
+
+    def grades(self, probabilities: np.ndarray) -> list[str]:
+        index = (probabilities[:, None] < self.thresholds[None, :]).sum(axis=1)
+        return [self.grade_names[i] for i in index]
+
+    def percentiles(self, probabilities: np.ndarray) -> np.ndarray:
+        return np.round(percentile(probabilities, self.quantiles), 1)
+
+    def score(self, leads: Sequence[Mapping[str, Any]], reasons: str = "top") -> list[dict[str, Any]]:
+        """Scores for validated leads: probability, grade, percentile, reasons ('top', 'all' or 'none')."""
+        encoded = self.encode(leads)
+        probabilities = self.probabilities(encoded.matrix)
+        grades = self.grades(probabilities)
+        percentiles = self.percentiles(probabilities)
+        scored_at = datetime.now(UTC)
+        results = []
+        for i, lead in enumerate(leads):
+            results.append(
+                {
+                    "lead_id": _lead_id(lead.get(self.id_field)) if self.id_field else None,
+                    "probability": float(probabilities[i]),
+                    "grade": grades[i],
+                    "percentile": float(percentiles[i]),
+                    "reasons": None,
+                    "base_value": None,
+                    "warnings": encoded.warnings[i],
+                    "model_version": self.version,
+                    "scored_at": scored_at,
+                }
+            )
+        if reasons != "none":
+            self._add_reasons(leads, encoded.matrix, results, everything=reasons == "all")
+        return results
+
+    def _add_reasons(
+        self, leads: Sequence[Mapping[str, Any]], matrix: np.ndarray, results: list[dict[str, Any]], everything: bool
+    ) -> None:
+        contributions, base = self.contributions(matrix)
+        for i, lead in enumerate(leads):
+            row = contributions[i]
+            if everything:
+                chosen = np.argsort(-np.abs(row), kind="stable")
+            else:
+                order = np.argsort(row, kind="stable")
+                positives = [j for j in order[::-1][: self.top_reasons] if row[j] > 0]
+                negatives = [j for j in order[: self.top_reasons] if row[j] < 0]
+                chosen = positives + negatives
+            results[i]["reasons"] = [
+                {"field": self.fields[j], "value": lead.get(self.fields[j]), "contribution": float(row[j])}
+                for j in chosen
+            ]
+            results[i]["base_value"] = float(base[i])
+
+
+def _encode_number(value: Any) -> tuple[float, str | None]:
+    number = float(value)
+    return (number if math.isfinite(number) else NAN), None
+
+
+def _encode_boolean(value: Any) -> tuple[float, str | None]:
+    if isinstance(value, bool):
+        return (1.0 if value else 0.0), None
+    code = BOOLEAN_CODES.get(str(value).strip().lower())
+    return (NAN, None) if code is None else (code, None)
+
+
+def _lead_id(value: Any) -> str | None:
+    return None if value is None else str(value)

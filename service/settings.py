@@ -1,0 +1,49 @@
+"""Service settings from the environment (LEADSCORE_*), built once and swappable in tests."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Where the model and the score log live, who may call, and the service's limits."""
+
+    model_config = SettingsConfigDict(env_prefix="LEADSCORE_", env_file=".env", extra="ignore")
+
+    model_dir: Path = Path("models/champion")
+    model_uri: str | None = None  # e.g. models:/leadscore@champion: load the champion from the MLflow registry
+    mlflow_tracking_uri: str = "sqlite:///mlflow.db"
+    database_url: str = "sqlite:///leadscore.db"
+    api_keys: Annotated[list[str], NoDecode] = []
+    admin_keys: Annotated[list[str], NoDecode] = []
+    max_batch: int = 10_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_string_length: int = 200
+    top_reasons: int = 3
+    reload_interval_s: float | None = None
+    monitoring_window: int = 5_000
+    score_log_batch: int = 500
+    score_log_flush_s: float = 0.2
+
+    @field_validator("api_keys", "admin_keys", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """Keys come as one comma-separated variable: LEADSCORE_API_KEYS=key1,key2."""
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @property
+    def open_access(self) -> bool:
+        """No scoring keys configured: the local `make run` default, loopback only."""
+        return not self.api_keys
+
+
+@lru_cache
+def get_service_settings() -> ServiceSettings:
+    return ServiceSettings()
