@@ -110,7 +110,7 @@ def _validation_problems(errors: list[dict[str, Any]], drop: int = 0) -> list[di
     problems = []
     for error in errors:
         loc = list(error.get("loc", ()))
-        field = ".".join(str(part) for part in loc[drop:]) or None
+        field = str(loc[drop]) if len(loc) > drop else None
         problems.append(
             {"loc": loc, "msg": error.get("msg", "invalid"), "type": error.get("type", "invalid"), "field": field}
         )

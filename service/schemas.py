@@ -6,7 +6,16 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, TypeAdapter, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    create_model,
+)
 from typing_extensions import TypedDict
 
 from training.bundle import Bundle
@@ -64,14 +73,35 @@ class OutcomeOut(BaseModel):
     revision: int
 
 
+def _integer_as_text(value: Any) -> Any:
+    """Category codes may arrive as JSON integers (33) or strings ("33"): both are the same level."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _text(max_length: int) -> Any:
+    return Annotated[Annotated[str, StringConstraints(max_length=max_length)], BeforeValidator(_integer_as_text)]
+
+
+def _scalar(max_length: int) -> Any:
+    """Any JSON scalar, for fields accepted and ignored; objects, arrays and overlong strings are refused."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and len(value) > max_length:
+            raise ValueError(f"must be at most {max_length} characters")
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise ValueError("must be a string, number, boolean or null")
+        return value
+
+    return Annotated[Any, AfterValidator(check)]
+
+
 def _field_type(field: FieldSchema, max_length: int) -> Any:
     """JSON types per field kind; wrong types, NaN/inf and overlong strings fail validation by name."""
-    text = Annotated[str, StringConstraints(max_length=max_length)]
     if field.kind == "numeric":
         return Annotated[float, Field(allow_inf_nan=False)] | None
     if field.kind == "boolean":
         return bool | None
-    return text | StrictInt | None
+    return _text(max_length) | None
 
 
 def _python_name(index: int, name: str) -> str:
@@ -105,7 +135,7 @@ def lead_definitions(bundle: Bundle, max_length: int) -> dict[str, tuple[Any, An
     id_field = bundle.spec.get("id")
     if id_field:
         definitions[_python_name(-1, id_field)] = (
-            Annotated[str, StringConstraints(max_length=max_length)] | StrictInt | None,
+            _text(max_length) | None,
             Field(default=None, alias=id_field, description="The lead's id, echoed back and used for outcomes."),
         )
     for index, field in enumerate(bundle.schema):
@@ -113,10 +143,9 @@ def lead_definitions(bundle: Bundle, max_length: int) -> dict[str, tuple[Any, An
             _field_type(field, max_length),
             Field(default=None, alias=field.name, description=_description(field), examples=[_example_value(field)]),
         )
-    scalar = Annotated[str, StringConstraints(max_length=max_length)] | bool | StrictInt | float | None
     for index, name in enumerate(ignored_fields(bundle)):
         definitions[_python_name(1000 + index, name)] = (
-            scalar,
+            _scalar(max_length),
             Field(default=None, alias=name, description="Accepted and ignored: never used, stored or logged."),
         )
     return definitions

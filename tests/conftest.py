@@ -1,23 +1,31 @@
-"""Shared fixtures: generated leads with a planted signal, and one real training run per session."""
+"""Shared fixtures: leads with a planted signal, one real training run, models folders and the real app."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from training.bundle import Bundle, load_bundle
+from training.bundle import Bundle, load_bundle, save_bundle
 from training.cli import app
+from training.data import prepare_leads
 from training.settings import get_training_settings
+from training.spec import read_spec
 from training.synthetic import generate_leads
+from training.train import fit_and_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_SPEC = REPO / "data/specs/sample.yaml"
 CARAVAN_SPEC = REPO / "data/specs/caravan.yaml"
+SCORING_KEY = "scoring-key-0123456789"
+ADMIN_KEY = "admin-key-9876543210"
 
 
 @dataclass(frozen=True)
@@ -85,3 +93,79 @@ def trained(tmp_path_factory: pytest.TempPathFactory, sample_csv: Path) -> Train
 @pytest.fixture()
 def training_env(tmp_path: Path) -> TrainingEnv:
     return TrainingEnv(tmp_path)
+
+
+@dataclass(frozen=True)
+class ModelsFolder:
+    """A models folder holding two real bundles and a champion link, as training leaves it."""
+
+    root: Path
+    first: str
+    second: str
+
+    @property
+    def champion(self) -> Path:
+        return self.root / "champion"
+
+    def point_champion_at(self, version: str) -> None:
+        staging = self.root / ".champion.next"
+        staging.unlink(missing_ok=True)
+        staging.symlink_to(version, target_is_directory=True)
+        os.replace(staging, self.champion)
+
+
+@pytest.fixture(scope="session")
+def second_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A different real model (other data, other seed): what a retrain produces."""
+    table = prepare_leads(generate_leads(n=6_000, seed=77), read_spec(SAMPLE_SPEC))
+    fitted = fit_and_evaluate(table)
+    target = tmp_path_factory.mktemp("second") / fitted.bundle.version
+    save_bundle(fitted.bundle, target)
+    shutil.rmtree(fitted.plots_dir, ignore_errors=True)
+    return target
+
+
+@pytest.fixture()
+def models_folder(tmp_path: Path, trained: Trained, second_bundle_dir: Path) -> ModelsFolder:
+    root = tmp_path / "models"
+    root.mkdir()
+    shutil.copytree(trained.bundle_dir, root / trained.bundle.version)
+    shutil.copytree(second_bundle_dir, root / second_bundle_dir.name)
+    folder = ModelsFolder(root, trained.bundle.version, second_bundle_dir.name)
+    folder.point_champion_at(folder.first)
+    return folder
+
+
+AppFactory = Callable[..., TestClient]
+
+
+@pytest.fixture()
+def make_client(tmp_path: Path, models_folder: ModelsFolder) -> Iterator[AppFactory]:
+    """Start the real app (lifespan included) over a real SQLite score log, settings overridden per test."""
+    from service.app import create_app
+    from service.settings import ServiceSettings
+
+    clients: list[TestClient] = []
+
+    def make(**overrides: object) -> TestClient:
+        defaults = {
+            "model_dir": models_folder.champion,
+            "database_url": f"sqlite:///{tmp_path / 'scores.db'}",
+            "api_keys": [SCORING_KEY],
+            "admin_keys": [ADMIN_KEY],
+            "score_log_flush_s": 0.02,
+        }
+        settings = ServiceSettings(**(defaults | overrides))
+        client = TestClient(create_app(settings), headers={"X-API-Key": SCORING_KEY})
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture()
+def client(make_client: AppFactory) -> TestClient:
+    return make_client()

@@ -1,0 +1,297 @@
+"""The score log and outcomes store against real databases: a SQLite file and a real PostgreSQL 15 server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import ColumnElement, Table, create_engine, func, select
+
+from service.store import ScoreRecord, ScoreStore, StoreUnavailable, outcomes_table, scores_table
+from tests.pg import PostgresServer, free_port, running_postgres
+
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+PASSWORD = "pw-never-in-logs"  # trust auth ignores it; it is only there to prove it never leaks
+FIELD_VALUE = "field-value-never-in-logs"
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One real server for the session, started only if a PostgreSQL test runs."""
+    with running_postgres(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database per test: a new SQLite file, or a new database on the session's server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'leadscore.db'}"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.create_database(f"test_{uuid.uuid4().hex[:16]}")
+
+
+@pytest.fixture()
+def store(database_url: str) -> Iterator[ScoreStore]:
+    """A started store with a short flush interval, stopped after the test."""
+    started = ScoreStore(database_url, flush_interval_s=0.02)
+    started.start()
+    yield started
+    started.stop()
+
+
+def make_records(n: int, start: int = 0, prefix: str = "lead", t0: datetime = T0) -> list[ScoreRecord]:
+    """Scores with float64 probabilities that a float32 or text round trip would change, one second apart."""
+    probabilities = np.random.default_rng(start).random(n)
+    return [
+        ScoreRecord(
+            lead_id=f"{prefix}-{start + i}",
+            model_version="v1",
+            probability=float(p),
+            grade="ABCD"[i % 4],
+            scored_at=t0 + timedelta(seconds=start + i),
+            features={"age": 20 + i % 50, "region": f"r{i % 3}", "income": float(p) * 1e5, "owns_home": i % 2 == 0},
+        )
+        for i, p in enumerate(probabilities)
+    ]
+
+
+def count_rows(url: str, table: Table, where: ColumnElement[bool] | None = None) -> int:
+    """Count with an engine of its own, so what is seen is what was committed."""
+    engine = create_engine(url)
+    try:
+        query = select(func.count()).select_from(table)
+        with engine.connect() as conn:
+            return int(conn.execute(query if where is None else query.where(where)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def wait_until(condition: Callable[[], Any], timeout_s: float) -> None:
+    """Poll for something a background thread will make true."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def test_flushed_scores_are_all_there_exactly(store: ScoreStore, database_url: str) -> None:
+    records = make_records(1_000)
+    odd = ScoreRecord(
+        "odd", "v2", 1 / 3, "B", datetime(2024, 3, 2, 12, 0, tzinfo=timezone(timedelta(hours=2))),
+        {"nested": {"a": [1, 2.5, None]}, "text": "é ü", "big": 2**53, "missing": None},
+    )  # fmt: skip
+    for chunk in range(0, len(records), 100):
+        store.enqueue(records[chunk : chunk + 100])
+    store.enqueue([odd])
+    store.flush()
+
+    assert store.stats.written == 1_001 and store.stats.queued == 0
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        stored = {r.lead_id: r for r in conn.execute(select(scores_table))}
+    engine.dispose()
+    assert len(stored) == 1_001
+    for record in [*records, odd]:
+        row = stored[record.lead_id]
+        assert row.probability == record.probability  # exact float64, not approximately
+        assert row.features == record.features
+    [latest] = store.score_history("odd")
+    assert latest["scored_at"] == datetime(2024, 3, 2, 10, 0, tzinfo=UTC)
+    assert latest["scored_at"].utcoffset() == timedelta(0)
+    assert latest["probability"] == 1 / 3
+
+
+def test_stop_writes_everything_queued_just_before(store: ScoreStore, database_url: str) -> None:
+    for chunk in range(200):
+        store.enqueue(make_records(100, start=chunk * 100))
+    store.stop()
+
+    assert count_rows(database_url, scores_table) == 20_000
+    assert store.stats.written == 20_000 and store.stats.failed == 0 and store.stats.dropped == 0
+
+
+def test_outcomes_latest_wins_history_kept_and_committed(store: ScoreStore, database_url: str) -> None:
+    first = store.record_outcome("never-scored", converted=False, value=None, occurred_at=None)
+    second = store.record_outcome("never-scored", converted=True, value=1250.5, occurred_at=T0)
+
+    assert (first["revision"], second["revision"]) == (1, 2)
+    assert second["reported_at"].tzinfo is not None
+    reader = ScoreStore(database_url)  # a new engine: sees only what was committed
+    reader.start()
+    try:
+        latest = reader.latest_outcome("never-scored")
+        history = reader.outcome_history("never-scored")
+        assert reader.latest_outcome("nobody") is None
+    finally:
+        reader.stop()
+    assert latest is not None
+    assert (latest["converted"], latest["value"], latest["occurred_at"], latest["revision"]) == (True, 1250.5, T0, 2)
+    assert [h["converted"] for h in history] == [False, True]
+    assert [h["revision"] for h in history] == [1, 2]
+
+
+def test_scored_outcomes_pair_the_latest_score_with_the_latest_outcome(store: ScoreStore) -> None:
+    store.enqueue(
+        [
+            ScoreRecord("a", "v1", 0.2, "C", T0, {"age": 30}),
+            ScoreRecord("a", "v2", 0.7, "A", T0 + timedelta(hours=2), {"age": 30}),
+            ScoreRecord("b", "v1", 0.5, "B", T0 + timedelta(hours=1), {"age": 40}),  # no outcome: left out
+            ScoreRecord("d", "v2", 0.9, "A", T0 + timedelta(hours=3), {"age": 50}),
+        ]
+    )
+    store.flush()
+    store.record_outcome("a", converted=False, value=None, occurred_at=None)
+    store.record_outcome("a", converted=True, value=100.0, occurred_at=T0 + timedelta(days=3))
+    store.record_outcome("c", converted=True, value=None, occurred_at=None)  # never scored: left out
+    store.record_outcome("d", converted=False, value=None, occurred_at=None)
+
+    frame = store.scored_outcomes()
+
+    assert frame["lead_id"].tolist() == ["d", "a"]  # newest latest-score first
+    a = frame.set_index("lead_id").loc["a"]
+    assert (a["probability"], a["grade"], a["model_version"]) == (0.7, "A", "v2")
+    assert a["converted"] is np.True_ and a["value"] == 100.0
+    assert frame["converted"].dtype == bool and str(frame["scored_at"].dt.tz) == "UTC"
+    assert store.scored_outcomes(limit=1)["lead_id"].tolist() == ["d"]
+
+
+def test_recent_scores_are_newest_first_with_a_column_per_field(store: ScoreStore) -> None:
+    store.enqueue(make_records(50))
+    store.flush()
+
+    frame = store.recent_scores(10)
+
+    assert len(frame) == 10
+    assert frame["lead_id"].tolist() == [f"lead-{i}" for i in range(49, 39, -1)]
+    assert {"age", "region", "income", "owns_home", "probability", "grade", "scored_at"} <= set(frame.columns)
+    assert frame["scored_at"].is_monotonic_decreasing and str(frame["scored_at"].dt.tz) == "UTC"
+    assert frame["age"].tolist() == [20 + i % 50 for i in range(49, 39, -1)]
+
+
+def test_stores_started_together_share_one_schema(database_url: str) -> None:
+    stores = [ScoreStore(database_url) for _ in range(4)]  # like worker processes booting at once
+    with ThreadPoolExecutor(len(stores)) as pool:
+        list(pool.map(ScoreStore.start, stores))
+    for started in stores:
+        started.stop()
+
+
+def test_two_stores_on_one_sqlite_file_lose_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    stores = [ScoreStore(url, batch_size=200, flush_interval_s=0.005) for _ in range(2)]
+    for started in stores:
+        started.start()
+
+    def serve(worker: int) -> None:
+        for request in range(100):
+            stores[worker].enqueue(make_records(100, start=worker * 10_000 + request * 100, prefix=f"w{worker}"))
+            if request % 10 == 0:
+                stores[worker].record_outcome(f"w{worker}-{request}", converted=True, value=None, occurred_at=None)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(serve, [0, 1]))
+    for started in stores:
+        started.stop()
+
+    assert count_rows(url, scores_table) == 20_000
+    assert count_rows(url, outcomes_table) == 20
+    assert all(s.stats.failed == 0 for s in stores)
+
+
+def test_a_bad_record_does_not_sink_its_batch(store: ScoreStore, database_url: str) -> None:
+    records = make_records(100)
+    records[10] = ScoreRecord("x" * 300, "v1", 0.5, "A", T0, {})
+    records[20] = ScoreRecord("nan", "v1", float("nan"), "A", T0, {})
+    store.enqueue(records)
+    store.flush()
+
+    assert (store.stats.written, store.stats.failed) == (98, 2)
+    assert "probability" in (store.stats.last_error or "")
+    assert count_rows(database_url, scores_table) == 98
+
+
+def test_a_full_queue_counts_what_it_drops(tmp_path: Path) -> None:
+    idle = ScoreStore(f"sqlite:///{tmp_path / 'x.db'}", max_queue=10)  # never started: nothing drains the queue
+
+    idle.enqueue(make_records(15))
+    idle.enqueue(None)  # type: ignore[arg-type]  # a caller bug is logged, not raised into the request
+
+    assert (idle.stats.queued, idle.stats.dropped) == (10, 5)
+    assert not idle.ping()
+    idle.stop()
+    assert idle.stats.failed == 10 and "not written" in (idle.stats.last_error or "")
+
+
+def test_an_unreachable_server_fails_fast_without_the_password() -> None:
+    url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{free_port()}/leadscore"
+    started_at = time.monotonic()
+
+    with pytest.raises(StoreUnavailable) as raised:
+        ScoreStore(url).start()
+
+    assert time.monotonic() - started_at < 5
+    assert PASSWORD not in str(raised.value) and "postgres:***@127.0.0.1" in str(raised.value)
+
+
+def test_postgres_outage_is_counted_and_recovered(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="service.store")
+    with running_postgres(tmp_path) as server:  # a server of its own: this test takes it down
+        url = server.url.replace("postgres@", f"postgres:{PASSWORD}@")
+        store = ScoreStore(url, batch_size=50, flush_interval_s=0.01, retry_delays_s=(0.05, 0.05, 0.1))
+        store.start()
+        fed = 0
+        feeding = threading.Event()
+
+        def feed() -> None:
+            nonlocal fed
+            while not feeding.is_set():
+                store.enqueue(make_records(5, start=10_000 + fed, prefix="during"))
+                fed += 5
+                time.sleep(0.005)
+
+        try:
+            store.enqueue(make_records(200, prefix="before"))
+            store.flush()
+            feeder = threading.Thread(target=feed)
+            feeder.start()
+            server.stop()
+            wait_until(lambda: store.stats.retries or store.stats.failed, timeout_s=10)
+
+            started_at = time.monotonic()
+            with pytest.raises(StoreUnavailable) as raised:
+                store.record_outcome("lead-1", converted=True, value=None, occurred_at=None)
+            assert time.monotonic() - started_at < 5
+            assert PASSWORD not in str(raised.value)
+            assert not store.ping()
+            wait_until(lambda: store.stats.failed, timeout_s=10)  # a batch given up on, counted, not lost silently
+
+            server.start()
+            feeding.set()
+            feeder.join()
+            after = make_records(100, prefix="after")
+            after[0] = ScoreRecord("after-0", "v1", 0.5, "A", T0, {"note": FIELD_VALUE})
+            store.enqueue(after)
+            store.flush(timeout_s=20)
+
+            assert store.record_outcome("lead-1", converted=True, value=3.0, occurred_at=None)["revision"] == 1
+            assert store.ping()
+            stats = store.stats
+            assert stats.written + stats.failed == 200 + fed + 100 and stats.queued == 0 and stats.dropped == 0
+            assert stats.retries > 0 and stats.failed > 0
+            assert count_rows(url, scores_table, scores_table.c.lead_id.like("after-%")) == 100
+            assert stats.written <= count_rows(url, scores_table) <= stats.written + stats.failed
+        finally:
+            feeding.set()
+            store.stop()
+    assert "retry" in caplog.text
+    assert PASSWORD not in caplog.text and FIELD_VALUE not in caplog.text
