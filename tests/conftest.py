@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from tests.pg import PostgresServer, running_postgres
 from training.bundle import Bundle, load_bundle, save_bundle
 from training.cli import app
 from training.data import prepare_leads
@@ -169,3 +171,19 @@ def make_client(tmp_path: Path, models_folder: ModelsFolder) -> Iterator[AppFact
 @pytest.fixture()
 def client(make_client: AppFactory) -> TestClient:
     return make_client()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One real PostgreSQL 15 for the session, started only if a PostgreSQL test runs."""
+    with running_postgres(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database per test: a new SQLite file, or a new database on the session's server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'leadscore.db'}"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.create_database(f"test_{uuid.uuid4().hex[:16]}")

@@ -100,9 +100,9 @@ def test_reload_to_a_corrupt_bundle_keeps_the_old_model(
 
 
 def test_acknowledged_outcomes_survive_kill_9(
-    start_server: ServerFactory, models_folder: ModelsFolder, tmp_path: Path
+    start_server: ServerFactory, models_folder: ModelsFolder, database_url: str
 ) -> None:
-    server = start_server(models_folder.champion)
+    server = start_server(models_folder.champion, database_url)
     with server.client() as client:
         for i in range(20):
             assert client.post(f"/v1/leads/K{i}/outcome", json={"converted": i % 2 == 0}).status_code == 200

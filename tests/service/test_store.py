@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
@@ -17,27 +16,11 @@ import pytest
 from sqlalchemy import ColumnElement, Table, create_engine, func, select
 
 from service.store import ScoreRecord, ScoreStore, StoreUnavailable, outcomes_table, scores_table
-from tests.pg import PostgresServer, free_port, running_postgres
+from tests.pg import free_port, running_postgres
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 PASSWORD = "pw-never-in-logs"  # trust auth ignores it; it is only there to prove it never leaks
 FIELD_VALUE = "field-value-never-in-logs"
-
-
-@pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    """One real server for the session, started only if a PostgreSQL test runs."""
-    with running_postgres(tmp_path_factory.mktemp("postgres")) as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database per test: a new SQLite file, or a new database on the session's server."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'leadscore.db'}"
-    server: PostgresServer = request.getfixturevalue("pg_server")
-    return server.create_database(f"test_{uuid.uuid4().hex[:16]}")
 
 
 @pytest.fixture()
