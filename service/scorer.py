@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from training.bundle import Bundle
+from training.engine import TreeEngine
 from training.model import BOOLEAN_CODES, one_category_text
 from training.reference import percentile
 
@@ -42,9 +43,7 @@ class Scorer:
             name: {level: float(code) for code, level in enumerate(levels)}
             for name, levels in encoder.categories_.items()
         }
-        self.booster = model.booster_
-        self.iterations = model.best_iteration_
-        self.slope, self.intercept = model.slope_, model.intercept_
+        self.engine = TreeEngine(model, compiled=True, threads=1)
         self.thresholds = np.array(list(bundle.grades["thresholds"].values()), dtype=float)
         self.grade_names: list[str] = list(bundle.grades["names"])
         self.quantiles = np.asarray(bundle.reference["scores"]["quantiles"], dtype=float)
@@ -90,13 +89,11 @@ class Scorer:
         return EncodedLeads(matrix, warnings)
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
-        raw = self.booster.predict(matrix, raw_score=True, num_iteration=self.iterations)
-        return 1.0 / (1.0 + np.exp(-(self.slope * raw + self.intercept)))
+        return self.engine.probabilities(matrix)
 
     def contributions(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact per-field contributions to the calibrated log-odds, and the base value, per lead."""
-        raw = self.booster.predict(matrix, pred_contrib=True, num_iteration=self.iterations)
-        return self.slope * raw[:, :-1], self.slope * raw[:, -1] + self.intercept
+        return self.engine.contributions(matrix)
 
     def grades(self, probabilities: np.ndarray) -> list[str]:
         index = (probabilities[:, None] < self.thresholds[None, :]).sum(axis=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 
 from training.bundle import Bundle
 from training.data import is_database_url
+from training.engine import TreeEngine
 from training.errors import LeadscoreError
 from training.grades import assign_grades
 from training.reference import percentile
@@ -28,9 +30,12 @@ class BatchReport:
     out: Path
 
 
-def score_frame(bundle: Bundle, frame: pd.DataFrame) -> pd.DataFrame:
+def score_frame(bundle: Bundle, frame: pd.DataFrame, engine: TreeEngine | None = None) -> pd.DataFrame:
     """Probability, grade and percentile per lead, keeping the id column when the spec has one."""
-    probability = bundle.predict_proba(frame.reindex(columns=bundle.fields))
+    if engine is None:
+        probability = bundle.predict_proba(frame.reindex(columns=bundle.fields))
+    else:
+        probability = engine.probabilities(bundle.pipeline["encode"].transform(frame))
     scored = pd.DataFrame(index=frame.index)
     id_column = bundle.spec.get("id")
     if id_column and id_column in frame.columns:
@@ -90,13 +95,14 @@ def score_file(
     from tqdm import tqdm
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    engine = TreeEngine(bundle.pipeline["model"], compiled=True, threads=os.cpu_count() or 1)
     writer = ChunkWriter(out)
     rows = chunks = 0
     success = False
     try:
         with tqdm(unit=" leads", disable=not show_progress, desc="scoring") as bar:
             for chunk in read_chunks(data, chunk_rows):
-                writer.write(score_frame(bundle, chunk))
+                writer.write(score_frame(bundle, chunk, engine))
                 rows += len(chunk)
                 chunks += 1
                 bar.update(len(chunk))

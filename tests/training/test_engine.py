@@ -1,0 +1,100 @@
+"""The faster tree paths are derived from the booster and must agree with it on every row."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from tests.conftest import Trained
+from training.engine import TreeEngine
+from training.synthetic import generate_leads
+
+
+@pytest.fixture(scope="module")
+def engine(trained: Trained) -> TreeEngine:
+    return TreeEngine(trained.bundle.pipeline["model"], compiled=True, threads=2)
+
+
+@pytest.fixture(scope="module")
+def matrix(trained: Trained) -> np.ndarray:
+    """Fresh leads plus the awkward values: missing, unseen codes, and every split threshold ±1 ulp."""
+    encoder = trained.bundle.pipeline["encode"]
+    rows = encoder.transform(generate_leads(n=20_000, seed=99))
+    rng = np.random.default_rng(1)
+    rows[rng.random(rows.shape) < 0.1] = np.nan
+    categorical = encoder.categorical_indices_
+    rows[rng.random(len(rows)) < 0.05, categorical[0]] = 999.0  # a code never seen
+    thresholds = _split_thresholds(trained)
+    edges = np.repeat(rows[:1], len(thresholds) * 3, axis=0)
+    for i, (feature, value) in enumerate(thresholds):
+        for j, nudged in enumerate((np.nextafter(value, -np.inf), value, np.nextafter(value, np.inf))):
+            edges[3 * i + j, feature] = nudged
+    return np.vstack([rows, edges])
+
+
+def _split_thresholds(trained: Trained) -> list[tuple[int, float]]:
+    dump = trained.bundle.pipeline["model"].booster_.dump_model()
+    found: set[tuple[int, float]] = set()
+
+    def walk(node: dict) -> None:
+        if "split_feature" in node and node.get("decision_type") == "<=":
+            found.add((node["split_feature"], float(node["threshold"])))
+            walk(node["left_child"])
+            walk(node["right_child"])
+
+    for tree in dump["tree_info"]:
+        walk(tree["tree_structure"])
+    return sorted(found)[:400]
+
+
+def test_compiled_trees_match_lightgbm(trained: Trained, engine: TreeEngine, matrix: np.ndarray) -> None:
+    assert engine.name == "lleaves"
+    model = trained.bundle.pipeline["model"]
+    expected = model.raw_score(matrix)
+    assert np.max(np.abs(engine.raw(matrix) - expected)) <= 1e-12
+    probabilities = model.predict_proba(matrix)[:, 1]
+    assert np.max(np.abs(engine.probabilities(matrix) - probabilities)) <= 1e-12
+
+
+def test_single_row_fast_path_matches_lightgbm(trained: Trained, engine: TreeEngine, matrix: np.ndarray) -> None:
+    model = trained.bundle.pipeline["model"]
+    sample = matrix[::50]
+    one_by_one = np.array([engine.raw(row[None, :])[0] for row in sample])
+    assert np.array_equal(one_by_one, model.raw_score(sample))
+
+
+def test_single_row_contributions_match_lightgbm(trained: Trained, engine: TreeEngine, matrix: np.ndarray) -> None:
+    booster = trained.bundle.pipeline["model"].booster_
+    sample = matrix[::200]
+    fast = np.vstack([engine.raw_contributions(row[None, :]) for row in sample])
+    expected = booster.predict(
+        sample, pred_contrib=True, num_iteration=trained.bundle.pipeline["model"].best_iteration_
+    )
+    assert np.max(np.abs(fast - expected)) <= 1e-12
+
+
+def test_single_row_path_is_safe_across_threads(trained: Trained, engine: TreeEngine, matrix: np.ndarray) -> None:
+    model = trained.bundle.pipeline["model"]
+    sample = matrix[:400]
+    expected = model.raw_score(sample)
+    mismatches: list[int] = []
+
+    def work(offset: int) -> None:
+        for i in range(offset, len(sample), 4):
+            if engine.raw(sample[i : i + 1])[0] != expected[i]:
+                mismatches.append(i)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert mismatches == []
+
+
+def test_without_compiled_trees_lightgbm_scores_batches(trained: Trained, matrix: np.ndarray) -> None:
+    plain = TreeEngine(trained.bundle.pipeline["model"], compiled=False)
+    assert plain.name == "lightgbm"
+    assert np.array_equal(plain.raw(matrix[:1000]), trained.bundle.pipeline["model"].raw_score(matrix[:1000]))
