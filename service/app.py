@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from service import metrics
 from service.champion import ServingModel, champion_location, load_serving_model, resolve_bundle_dir
-from service.middleware import BodySizeLimit, RequestMetrics
+from service.middleware import RequestMetrics
 from service.routes import LeadRejected, router
 from service.settings import ServiceSettings, get_service_settings
 from service.store import ScoreStore
@@ -164,12 +164,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         version="1",
         description="Calibrated lead-conversion probabilities, grades and reasons from the champion model.",
         lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.models = ModelHolder()
     app.include_router(router)
     _install_error_handlers(app)
     app.openapi = lambda: _lead_schema_openapi(app)  # type: ignore[method-assign]
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
     return app

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from service import metrics
-from service.auth import AdminDep, ReaderDep
+from service.auth import READER_SECURITY_OPENAPI, AdminDep, ReaderDep, authorize_reader_fast
 from service.champion import ServingModel
 from service.monitoring import monitoring_report
 from service.schemas import BatchScores, LeadScore, OutcomeIn, OutcomeOut
@@ -21,19 +21,27 @@ router = APIRouter()
 
 INLINE_BATCH = 64  # larger batches are scored off the event loop
 LeadId = Annotated[str, Path(min_length=1, max_length=200)]
-Reasons = Annotated[
-    Literal["true", "false", "top", "all", "none"],
-    Query(description="Reasons: true/top (default: top positive and negative), all (every field), false/none."),
-]
 _REASON_MODES = {"true": "top", "top": "top", "all": "all", "false": "none", "none": "none"}
 
 
-def _body(ref: str) -> dict[str, Any]:
+def _scoring_openapi(body: str, reasons_default: str) -> dict[str, Any]:
+    """Request body, the reasons parameter and the key, documented for routes that read them directly."""
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
-        }
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+        },
+        "parameters": [
+            {
+                "name": "reasons",
+                "in": "query",
+                "required": False,
+                "description": "true/top: the strongest positive and negative contributions; all: every field; "
+                "false/none: no reasons (fastest).",
+                "schema": {"type": "string", "enum": list(_REASON_MODES), "default": reasons_default},
+            }
+        ],
+        **READER_SECURITY_OPENAPI,
     }
 
 
@@ -53,6 +61,15 @@ def serving_model(request: Request) -> ServingModel:
     if model is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model is loaded yet; see /readyz")
     return model
+
+
+def _reasons_mode(request: Request, default: str) -> str:
+    value = request.query_params.get("reasons", default)
+    if value not in _REASON_MODES:
+        raise LeadRejected(
+            [{"loc": ["query", "reasons"], "msg": f"must be one of {', '.join(_REASON_MODES)}", "type": "enum"}]
+        )
+    return _REASON_MODES[value]
 
 
 def _error_list(exc: ValidationError) -> list[dict[str, Any]]:
@@ -85,21 +102,23 @@ def _log_scores(
 @router.post(
     "/v1/leads/score",
     response_model=LeadScore,
-    dependencies=[ReaderDep],
-    openapi_extra=_body("Lead"),
+    openapi_extra=_scoring_openapi("Lead", "true"),
     responses={
+        401: {"description": "Missing or invalid API key."},
         422: {"description": "A field has the wrong type, an impossible value or is unknown."},
         413: {"description": "The body is too large."},
     },
 )
-async def score_lead(request: Request, reasons: Reasons = "true") -> Response:
+async def score_lead(request: Request) -> Response:
     """Score one lead: calibrated probability, grade, percentile, reasons and warnings."""
+    authorize_reader_fast(request)
+    mode = _reasons_mode(request, "true")
     model = serving_model(request)
     try:
         lead = model.validator.validate_json(await request.body())
     except ValidationError as exc:
         raise LeadRejected(_error_list(exc)) from None
-    results = model.scorer.score([lead], _REASON_MODES[reasons])
+    results = model.scorer.score([lead], mode)
     _log_scores(request, model, [lead], results)
     return _json(results[0])
 
@@ -140,12 +159,16 @@ def _validate_batch(model: ServingModel, raw: Any, max_batch: int) -> tuple[list
 @router.post(
     "/v1/leads/score/batch",
     response_model=BatchScores,
-    dependencies=[ReaderDep],
-    openapi_extra=_body("LeadBatch"),
-    responses={413: {"description": "Too many leads or too large a body."}},
+    openapi_extra=_scoring_openapi("LeadBatch", "false"),
+    responses={
+        401: {"description": "Missing or invalid API key."},
+        413: {"description": "Too many leads or too large a body."},
+    },
 )
-async def score_batch(request: Request, reasons: Reasons = "false") -> Response:
+async def score_batch(request: Request) -> Response:
     """Score many leads; a bad row gets its own error entry and the good rows are scored."""
+    authorize_reader_fast(request)
+    mode = _reasons_mode(request, "false")
     model = serving_model(request)
     body = await request.body()
     try:
@@ -156,7 +179,7 @@ async def score_batch(request: Request, reasons: Reasons = "false") -> Response:
 
     def work() -> dict[str, Any]:
         _, good, errors = _validate_batch(model, raw, max_batch)
-        results = model.scorer.score(good, _REASON_MODES[reasons]) if good else []
+        results = model.scorer.score(good, mode) if good else []
         _log_scores(request, model, good, results)
         return {
             "model_version": model.version,

@@ -237,6 +237,33 @@ def score_row(record: ScoreRecord) -> dict[str, Any]:
     }
 
 
+_SCORE_COLUMNS = ("lead_id", "model_version", "probability", "grade", "scored_at", "features")
+
+
+def _driver_insert(dialect: Dialect, rows: list[dict[str, Any]]) -> tuple[str, list[tuple[Any, ...]]]:
+    """The scores INSERT in the driver's parameter style, and one tuple per row, stored as SQLAlchemy stores them."""
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO scores ({', '.join(_SCORE_COLUMNS)}) VALUES ({', '.join([marker] * len(_SCORE_COLUMNS))})"
+    sqlite = dialect.name == "sqlite"
+    parameters = [
+        (
+            row["lead_id"],
+            row["model_version"],
+            row["probability"],
+            row["grade"],
+            _sqlite_timestamp(row["scored_at"]) if sqlite else row["scored_at"],
+            dump_json(row["features"]),
+        )
+        for row in rows
+    ]
+    return sql, parameters
+
+
+def _sqlite_timestamp(value: datetime) -> str:
+    """SQLAlchemy's SQLite DATETIME text (naive UTC, microseconds), so reads through the table parse it."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
 def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
     """Let worker processes share one file: wait for locks, readers never block the writer, durable commits."""
     cursor = dbapi_connection.cursor()
@@ -582,9 +609,14 @@ class ScoreStore:
 
     @staticmethod
     def _insert(engine: Engine, rows: list[dict[str, Any]]) -> None:
-        """One executemany in one transaction."""
+        """One executemany in one transaction, straight to the driver.
+
+        SQLAlchemy's per-row type processing costs ~20 µs a row under the GIL, which the request threads
+        feel as latency; the driver's executemany of ready-made tuples costs a fraction of that.
+        """
+        sql, parameters = _driver_insert(engine.dialect, rows)
         with engine.begin() as conn:
-            conn.execute(scores_table.insert(), rows)
+            conn.exec_driver_sql(sql, parameters)
 
     def _insert_one_by_one(
         self, engine: Engine, rows: list[dict[str, Any]]

@@ -21,6 +21,8 @@ from training.grades import assign_grades
 from training.reference import percentile
 
 DEFAULT_CHUNK_ROWS = 100_000
+# Compiling the trees takes ~1.5 s and saves ~4 µs a lead: worth it from about 400,000 leads.
+COMPILE_FROM_ROWS = 400_000
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,21 @@ def score_frame(bundle: Bundle, frame: pd.DataFrame, engine: TreeEngine | None =
     scored["grade"] = assign_grades(probability, bundle.grades["thresholds"], bundle.grades["names"])
     scored["percentile"] = np.round(percentile(probability, bundle.reference["scores"]["quantiles"]), 1)
     return scored
+
+
+def estimated_rows(path: Path) -> int:
+    """Rows in a file without reading it: Parquet metadata, or a CSV's size over its average line length."""
+    if not path.is_file():
+        return 0
+    if path.suffix == ".parquet":
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowInvalid, OSError):
+            return 0
+    with path.open("rb") as handle:
+        sample = handle.read(1 << 20)
+    lines = max(sample.count(b"\n"), 1)
+    return int(path.stat().st_size / (len(sample) / lines))
 
 
 def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -95,7 +112,8 @@ def score_file(
     from tqdm import tqdm
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    engine = TreeEngine(bundle.pipeline["model"], compiled=True, threads=os.cpu_count() or 1)
+    compiled = estimated_rows(data) >= COMPILE_FROM_ROWS
+    engine = TreeEngine(bundle.pipeline["model"], compiled=compiled, threads=os.cpu_count() or 1)
     writer = ChunkWriter(out)
     rows = chunks = 0
     success = False

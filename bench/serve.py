@@ -1,0 +1,121 @@
+"""Serving throughput: the real service against a bare endpoint of the same shape, same server settings.
+
+Starts both under uvicorn (uvloop + httptools, no access log) on loopback, drives each with wrk for a
+bounded time, and prints req/s, p50/p99 and the ratio to the bare endpoint measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import REPO, free_port, print_table, python, run_wrk, save_results, start_server, train_bundle
+from training.synthetic import generate_leads
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+CONNECTIONS = 16
+BATCH = 1_000
+
+
+def _lead_bodies() -> tuple[bytes, bytes]:
+    frame = generate_leads(n=BATCH, seed=2024).drop(
+        columns=["converted", "deal_value", "account_manager_assigned", "created_at"]
+    )
+    leads = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return orjson.dumps(leads[0]), orjson.dumps({"leads": leads})
+
+
+def _uvicorn(app: str, port: int, workers: int) -> list[str]:
+    return [
+        python(),
+        "-m",
+        "uvicorn",
+        "--factory",
+        app,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="leadscore-bench-serve-"))
+    bundle_dir = train_bundle(20_000, 0, work)
+    one, batch = _lead_bodies()
+    env = {
+        "LEADSCORE_MODEL_DIR": str(bundle_dir),
+        "LEADSCORE_DATABASE_URL": f"sqlite:///{work / 'scores.db'}",
+        "PYTHONPATH": str(REPO),
+        "LEADSCORE_API_KEYS": "",
+        "LEADSCORE_ADMIN_KEYS": "",
+    }
+    results = {}
+
+    for workers in (1, 2):
+        bare_port, real_port = free_port(), free_port()
+        bare = start_server(_uvicorn("bench.bare_app:create_bare_app", bare_port, workers), env, "/readyz", bare_port)
+        real = start_server(_uvicorn("service.app:create_app", real_port, workers), env, "/readyz", real_port)
+        try:
+            for url, body in (
+                (f"{bare.url}/bare", one),
+                (f"{real.url}/v1/leads/score", one),
+                (f"{real.url}/v1/leads/score/batch?reasons=false", batch),
+            ):
+                run_wrk(url, body, 2, CONNECTIONS)  # warm-up, discarded: first requests initialise lazily
+            runs = {
+                "bare": run_wrk(f"{bare.url}/bare", one, SECONDS, CONNECTIONS),
+                "score, no reasons": run_wrk(f"{real.url}/v1/leads/score?reasons=false", one, SECONDS, CONNECTIONS),
+                "score, with reasons": run_wrk(f"{real.url}/v1/leads/score", one, SECONDS, CONNECTIONS),
+                f"batch of {BATCH:,}, no reasons": run_wrk(
+                    f"{real.url}/v1/leads/score/batch?reasons=false", batch, SECONDS, 4
+                ),
+            }
+        finally:
+            bare.stop()
+            real.stop()
+        results[workers] = runs
+
+    rows = []
+    for workers, runs in results.items():
+        base = runs["bare"].requests_per_s
+        for name, run in runs.items():
+            leads = run.requests_per_s * (BATCH if name.startswith("batch") else 1)
+            ratio = "-" if name.startswith("batch") else f"{run.requests_per_s / base:.2f}"
+            rows.append(
+                [
+                    str(workers),
+                    name,
+                    f"{run.requests_per_s:,.0f}",
+                    f"{leads:,.0f}",
+                    f"{run.p50_ms:.2f}",
+                    f"{run.p99_ms:.2f}",
+                    ratio,
+                    str(run.errors),
+                ]
+            )
+    print_table(
+        f"Serving, wrk on loopback, {SECONDS}s per run, {CONNECTIONS} connections (batch: 4)",
+        ["workers", "endpoint", "req/s", "leads/s", "p50 ms", "p99 ms", "ratio to bare", "errors"],
+        rows,
+    )
+    save_results("serve", {str(w): {k: vars(v) for k, v in runs.items()} for w, runs in results.items()})
+    print(json.dumps({"bundle": str(bundle_dir)}))
+
+
+if __name__ == "__main__":
+    main()
