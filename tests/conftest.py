@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from training.synthetic import generate_leads
 from training.train import fit_and_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
+# compiled trees are cached per machine; tests (and the servers they start) use a cache of their own
+os.environ["LEADSCORE_CACHE_DIR"] = tempfile.mkdtemp(prefix="leadscore-test-cache-")
 SAMPLE_SPEC = REPO / "data/specs/sample.yaml"
 CARAVAN_SPEC = REPO / "data/specs/caravan.yaml"
 SCORING_KEY = "scoring-key-0123456789"

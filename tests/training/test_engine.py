@@ -98,3 +98,20 @@ def test_without_compiled_trees_lightgbm_scores_batches(trained: Trained, matrix
     plain = TreeEngine(trained.bundle.pipeline["model"], compiled=False)
     assert plain.name == "lightgbm"
     assert np.array_equal(plain.raw(matrix[:1000]), trained.bundle.pipeline["model"].raw_score(matrix[:1000]))
+
+
+def test_compiled_trees_are_cached_and_checked(trained: Trained, matrix: np.ndarray, tmp_path) -> None:
+    from training.engine import compile_trees
+
+    model = trained.bundle.pipeline["model"]
+    first = compile_trees(model, cache_dir=tmp_path)
+    (cache,) = tmp_path.glob("*.o")
+    stamp = cache.stat().st_mtime_ns
+    second = compile_trees(model, cache_dir=tmp_path)
+    assert cache.stat().st_mtime_ns == stamp  # loaded, not rebuilt
+    assert np.array_equal(first.predict(matrix[:500], n_jobs=1), second.predict(matrix[:500], n_jobs=1))
+
+    cache.write_bytes(cache.read_bytes()[:-8] + b"tampered")
+    third = compile_trees(model, cache_dir=tmp_path)
+    assert cache.read_bytes()[-8:] != b"tampered"  # refused and rebuilt
+    assert np.max(np.abs(third.predict(matrix[:500], n_jobs=1) - model.raw_score(matrix[:500]))) <= 1e-12
