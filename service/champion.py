@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, TypeAdapter
 
-from service.schemas import build_lead_model, build_lead_validator
+from service.schemas import build_batch_validator, build_lead_model, build_lead_validator
 from service.scorer import Scorer
 from service.settings import ServiceSettings
 from training.bundle import Bundle, BundleError, load_bundle, smoke_test
@@ -27,6 +27,7 @@ class ServingModel:
     scorer: Scorer
     lead_model: type[BaseModel]
     validator: TypeAdapter
+    batch_validator: TypeAdapter
     source: str
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -86,6 +87,7 @@ def load_serving_model(settings: ServiceSettings) -> ServingModel:
         scorer=scorer,
         lead_model=build_lead_model(bundle, settings.max_string_length),
         validator=build_lead_validator(bundle, settings.max_string_length),
+        batch_validator=build_batch_validator(bundle, settings.max_string_length),
         source=str(directory.resolve()),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -96,7 +97,8 @@ def _log_scores(
     )
     for result in results:
         metrics.SCORES.observe(result["probability"])
-        metrics.LEADS_SCORED.labels(result["grade"]).inc()
+    for grade, count in Counter(result["grade"] for result in results).items():
+        metrics.LEADS_SCORED.labels(grade).inc(count)
 
 
 @router.post(
@@ -138,6 +140,10 @@ def _validate_batch(model: ServingModel, raw: Any, max_batch: int) -> tuple[list
     rows = raw["leads"]
     if len(rows) > max_batch:
         raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"at most {max_batch:,} leads per batch")
+    try:
+        return list(range(len(rows))), model.batch_validator.validate_python(rows), []
+    except ValidationError:
+        pass  # some rows are bad: validate one by one to score the rest
     good_index, good, errors = [], [], []
     id_field = model.scorer.id_field
     for index, row in enumerate(rows):

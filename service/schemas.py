@@ -168,9 +168,19 @@ def build_lead_model(bundle: Bundle, max_length: int = 200) -> type[BaseModel]:
     )
 
 
-def build_lead_validator(bundle: Bundle, max_length: int = 200) -> TypeAdapter:
-    """Validates a raw JSON object into a plain dict keyed by the JSON names: no model objects to dump."""
+def lead_fields_type(bundle: Bundle, max_length: int = 200) -> type:
+    """A TypedDict of the lead's JSON fields: validation yields plain dicts, no model objects to dump."""
     fields = {info.alias: annotation for annotation, info in lead_definitions(bundle, max_length).values()}
     typed = TypedDict("LeadFields", fields, total=False)  # type: ignore[misc]
     typed.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
-    return TypeAdapter(typed)
+    return typed
+
+
+def build_lead_validator(bundle: Bundle, max_length: int = 200) -> TypeAdapter:
+    """Validates one raw JSON lead into a plain dict keyed by the JSON names."""
+    return TypeAdapter(lead_fields_type(bundle, max_length))
+
+
+def build_batch_validator(bundle: Bundle, max_length: int = 200) -> TypeAdapter:
+    """Validates a whole list of leads in one call; rows are re-checked one by one only when some fail."""
+    return TypeAdapter(list[lead_fields_type(bundle, max_length)])

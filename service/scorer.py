@@ -7,7 +7,6 @@ bundle, so it cannot compute a feature differently from training; tests prove it
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,44 +48,60 @@ class Scorer:
         self.quantiles = np.asarray(bundle.reference["scores"]["quantiles"], dtype=float)
         self.id_field: str | None = bundle.spec.get("id")
         self.top_reasons = top_reasons
-        self._encoders = [self._field_encoder(name, kind) for name, kind in zip(self.fields, self.kinds, strict=True)]
-
-    def _field_encoder(self, name: str, kind: str):
-        """One small function per field: value -> (code, warning or None)."""
-        if kind == "numeric":
-            return _encode_number
-        if kind == "boolean":
-            return _encode_boolean
-        codes = self.codes[name]
-
-        def encode_category(value: Any) -> tuple[float, str | None]:
-            text = one_category_text(value)
-            code = codes.get(text)
-            if code is None:
-                shown = str(text)[:_WARNING_VALUE_CHARS]
-                return NAN, f"unseen category {shown!r} for {name!r}: scored as missing"
-            return code, None
-
-        return encode_category
 
     def encode(self, leads: Sequence[Mapping[str, Any]]) -> EncodedLeads:
-        """Leads as validated dicts → the trees' input matrix, with per-lead warnings."""
+        """Leads as validated dicts → the trees' input matrix, with per-lead warnings; column by column."""
+        if len(leads) == 1:
+            row, notes = self._encode_one(leads[0])
+            return EncodedLeads(np.array([row], dtype=float), [notes])
         matrix = np.empty((len(leads), len(self.fields)), dtype=float)
-        warnings: list[list[str]] = []
-        for i, lead in enumerate(leads):
-            row = matrix[i]
-            notes: list[str] = []
-            for j, (name, encode) in enumerate(zip(self.fields, self._encoders, strict=True)):
-                value = lead.get(name)
+        warnings: list[list[str]] = [[] for _ in leads]
+        for j, (name, kind) in enumerate(zip(self.fields, self.kinds, strict=True)):
+            values = [lead.get(name) for lead in leads]
+            if kind == "categorical":
+                matrix[:, j] = self._category_codes(name, values, warnings)
+            else:
+                matrix[:, j] = _numbers(values) if kind == "numeric" else _booleans(values)
+            for i, value in enumerate(values):
                 if value is None:
-                    row[j] = NAN
-                    notes.append(f"missing field {name!r}: scored as missing")
-                    continue
-                row[j], note = encode(value)
-                if note:
-                    notes.append(note)
-            warnings.append(notes)
+                    warnings[i].append(f"missing field {name!r}: scored as missing")
         return EncodedLeads(matrix, warnings)
+
+    def _encode_one(self, lead: Mapping[str, Any]) -> tuple[list[float], list[str]]:
+        """One lead, one tight loop: the single-lead hot path."""
+        row: list[float] = []
+        notes: list[str] = []
+        for name, kind in zip(self.fields, self.kinds, strict=True):
+            value = lead.get(name)
+            if value is None:
+                row.append(NAN)
+                notes.append(f"missing field {name!r}: scored as missing")
+            elif kind == "numeric":
+                row.append(float(value))
+            elif kind == "boolean":
+                row.append(1.0 if value is True else 0.0 if value is False else _boolean_word(value))
+            else:
+                code = self.codes[name].get(value) if value.__class__ is str else None
+                row.append(code if code is not None else self._normalised_code(name, value, notes))
+        return row, notes
+
+    def _category_codes(self, name: str, values: list[Any], warnings: list[list[str]]) -> list[float]:
+        """Dictionary lookups; only values not found as sent go through the full text normalisation."""
+        codes = self.codes[name]
+        found = [codes.get(value, NAN) if value.__class__ is str else NAN for value in values]
+        for i, code in enumerate(found):
+            if code != code and values[i] is not None:  # NaN: not found as sent
+                found[i] = self._normalised_code(name, values[i], warnings[i])
+        return found
+
+    def _normalised_code(self, name: str, value: Any, notes: list[str]) -> float:
+        """The slow path: trimmed text or a number as text; unseen levels are scored as missing, with a warning."""
+        text = one_category_text(value)
+        code = self.codes[name].get(text)
+        if code is None:
+            notes.append(f"unseen category {str(text)[:_WARNING_VALUE_CHARS]!r} for {name!r}: scored as missing")
+            return NAN
+        return code
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         return self.engine.probabilities(matrix)
@@ -148,16 +163,21 @@ class Scorer:
             results[i]["base_value"] = float(base[i])
 
 
-def _encode_number(value: Any) -> tuple[float, str | None]:
-    number = float(value)
-    return (number if math.isfinite(number) else NAN), None
+def _numbers(values: list[Any]) -> list[float]:
+    """Validated numbers (finite or None) as floats, missing as NaN."""
+    return [NAN if value is None else float(value) for value in values]
 
 
-def _encode_boolean(value: Any) -> tuple[float, str | None]:
-    if isinstance(value, bool):
-        return (1.0 if value else 0.0), None
+def _booleans(values: list[Any]) -> list[float]:
+    """Validated booleans as 1/0; anything else (missing) as NaN, as the pipeline's encoder does."""
+    return [1.0 if value is True else 0.0 if value is False else _boolean_word(value) for value in values]
+
+
+def _boolean_word(value: Any) -> float:
+    if value is None:
+        return NAN
     code = BOOLEAN_CODES.get(str(value).strip().lower())
-    return (NAN, None) if code is None else (code, None)
+    return NAN if code is None else code
 
 
 def _lead_id(value: Any) -> str | None:
