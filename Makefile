@@ -8,6 +8,7 @@ ROWS ?= 20000
 SAMPLE ?= data/sample/leads.csv
 SPEC ?= data/specs/sample.yaml
 MODELS ?= models
+BENCHMARKS ?= bench/train.py bench/serve.py
 
 .PHONY: run test lint bench soak install install-dev clean
 
@@ -44,7 +45,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-dev
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in $(BENCHMARKS); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
