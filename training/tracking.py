@@ -142,15 +142,3 @@ def set_alias(tracking_uri: str, registered_name: str, alias: str, version: str)
         raise LeadscoreError(
             f"could not set MLflow alias {alias!r} on {registered_name} v{version}: {_first_line(exc)}"
         ) from None
-
-
-def registry_aliases(tracking_uri: str, registered_name: str) -> dict[str, str]:
-    """alias -> registered version, or {} when the model is not registered there."""
-    import mlflow
-
-    quiet_mlflow()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        return dict(mlflow.MlflowClient().get_registered_model(registered_name).aliases)
-    except Exception:
-        return {}

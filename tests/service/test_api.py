@@ -292,3 +292,37 @@ def test_not_ready_until_a_model_loads(make_client: AppFactory, models_folder: M
     models_folder.point_champion_at(models_folder.first)
     assert client.post("/v1/admin/reload", headers={"X-API-Key": ADMIN_KEY}).status_code == 200
     assert client.get("/readyz").status_code == 200
+
+
+def test_polling_picks_up_a_new_champion(make_client: AppFactory, models_folder: ModelsFolder) -> None:
+    import time
+
+    client = make_client(reload_interval_s=0.2)
+    assert client.get("/readyz").json()["model_version"] == models_folder.first
+    models_folder.point_champion_at(models_folder.second)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and client.get("/readyz").json()["model_version"] != models_folder.second:
+        time.sleep(0.1)
+    assert client.get("/readyz").json()["model_version"] == models_folder.second
+
+
+def test_serves_the_registry_champion(make_client: AppFactory, trained: Trained, tmp_path: Path) -> None:
+    client = make_client(
+        model_uri="models:/leadscore@champion",
+        mlflow_tracking_uri=trained.env.tracking_uri,
+        model_dir=tmp_path / "cache" / "champion",
+    )
+    card = client.get("/v1/model").json()
+    assert card["version"] == trained.bundle.version
+    assert ".registry" in card["source"]
+    assert client.post("/v1/leads/score", json={}).status_code == 200
+
+
+def test_an_unknown_registry_alias_is_not_ready(make_client: AppFactory, trained: Trained, tmp_path: Path) -> None:
+    client = make_client(
+        model_uri="models:/leadscore@nonexistent",
+        mlflow_tracking_uri=trained.env.tracking_uri,
+        model_dir=tmp_path / "cache" / "champion",
+    )
+    reply = client.get("/readyz")
+    assert reply.status_code == 503 and "no model at models:/leadscore@nonexistent" in reply.json()["reason"]
