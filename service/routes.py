@@ -139,7 +139,7 @@ def _validate_batch(model: ServingModel, raw: Any, max_batch: int) -> tuple[list
         )
     rows = raw["leads"]
     if len(rows) > max_batch:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"at most {max_batch:,} leads per batch")
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"at most {max_batch:,} leads per batch")
     try:
         return list(range(len(rows))), model.batch_validator.validate_python(rows), []
     except ValidationError:
