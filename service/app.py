@@ -44,8 +44,8 @@ async def reload_model(app: FastAPI) -> dict[str, Any]:
         previous = holder.current.version if holder.current else None
         try:
             loaded = await asyncio.to_thread(load_serving_model, settings)
-        except (LeadscoreError, OSError, ValueError, TypeError, AttributeError, ImportError, EOFError) as exc:
-            reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, LeadscoreError) else str(exc)
+        except Exception as exc:  # whatever a bad bundle raises, the old model must keep serving
+            reason = str(exc) if isinstance(exc, LeadscoreError) else f"{type(exc).__name__}: {exc}"
             holder.last_error = reason
             metrics.RELOADS.labels("failed").inc()
             log.error(

@@ -186,7 +186,10 @@ def load_bundle(directory: Path | str) -> Bundle:
     """Load a bundle only after its checksum and library versions check out."""
     directory = Path(directory)
     sidecar = verify_bundle(directory)
-    bundle = joblib.load(directory / BUNDLE_FILE)
+    try:
+        bundle = joblib.load(directory / BUNDLE_FILE)
+    except Exception as exc:  # a checksum-valid file that still fails to unpickle
+        raise BundleError(f"{directory / BUNDLE_FILE} cannot be loaded ({type(exc).__name__}); retrain it") from None
     if not isinstance(bundle, Bundle) or bundle.version != sidecar.get("version"):
         raise BundleError(f"{directory / BUNDLE_FILE} does not hold bundle {sidecar.get('version')}")
     return bundle

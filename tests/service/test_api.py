@@ -326,3 +326,19 @@ def test_an_unknown_registry_alias_is_not_ready(make_client: AppFactory, trained
     )
     reply = client.get("/readyz")
     assert reply.status_code == 503 and "no model at models:/leadscore@nonexistent" in reply.json()["reason"]
+
+
+def test_a_bundle_that_is_not_a_pickle_is_refused_at_reload(client: TestClient, models_folder: ModelsFolder) -> None:
+    """Checksum and sidecar rewritten to match garbage: unpickling fails, and the old model keeps serving."""
+    import hashlib
+
+    bundle_dir = models_folder.root / models_folder.second
+    garbage = b"not a pickle at all"
+    (bundle_dir / "bundle.joblib").write_bytes(garbage)
+    sidecar = json.loads((bundle_dir / "bundle.json").read_text())
+    sidecar["sha256"] = hashlib.sha256(garbage).hexdigest()
+    (bundle_dir / "bundle.json").write_text(json.dumps(sidecar))
+    models_folder.point_champion_at(models_folder.second)
+    reply = client.post("/v1/admin/reload", headers={"X-API-Key": ADMIN_KEY})
+    assert reply.status_code == 409 and reply.json()["reason"]
+    assert client.post("/v1/leads/score", json={}).json()["model_version"] == models_folder.first

@@ -68,3 +68,15 @@ def test_bundles_are_never_overwritten_and_failures_leave_nothing(bundle_copy: P
         save_bundle(bundle, target, {"plots/missing.png": tmp_path / "nope.png"})
     assert not target.exists()
     assert not list(tmp_path.glob(".new*"))
+
+
+def test_a_matching_checksum_over_garbage_is_still_refused(bundle_copy: Path) -> None:
+    import hashlib
+
+    garbage = b"not a pickle"
+    (bundle_copy / BUNDLE_FILE).write_bytes(garbage)
+    sidecar = json.loads((bundle_copy / SIDECAR_FILE).read_text())
+    sidecar["sha256"] = hashlib.sha256(garbage).hexdigest()
+    (bundle_copy / SIDECAR_FILE).write_text(json.dumps(sidecar))
+    with pytest.raises(BundleError, match="cannot be loaded"):
+        load_bundle(bundle_copy)
