@@ -16,6 +16,7 @@ import numpy as np
 
 from training.bundle import Bundle
 from training.engine import TreeEngine
+from training.grades import assign_grades
 from training.model import BOOLEAN_CODES, one_category_text
 from training.reference import percentile
 
@@ -43,7 +44,7 @@ class Scorer:
             for name, levels in encoder.categories_.items()
         }
         self.engine = TreeEngine(model, compiled=True, threads=1)
-        self.thresholds = np.array(list(bundle.grades["thresholds"].values()), dtype=float)
+        self.thresholds: dict[str, float] = bundle.grades["thresholds"]
         self.grade_names: list[str] = list(bundle.grades["names"])
         self.quantiles = np.asarray(bundle.reference["scores"]["quantiles"], dtype=float)
         self.id_field: str | None = bundle.spec.get("id")
@@ -111,8 +112,7 @@ class Scorer:
         return self.engine.contributions(matrix)
 
     def grades(self, probabilities: np.ndarray) -> list[str]:
-        index = (probabilities[:, None] < self.thresholds[None, :]).sum(axis=1)
-        return [self.grade_names[i] for i in index]
+        return assign_grades(probabilities, self.thresholds, self.grade_names).tolist()
 
     def percentiles(self, probabilities: np.ndarray) -> np.ndarray:
         return np.round(percentile(probabilities, self.quantiles), 1)

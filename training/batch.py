@@ -32,12 +32,9 @@ class BatchReport:
     out: Path
 
 
-def score_frame(bundle: Bundle, frame: pd.DataFrame, engine: TreeEngine | None = None) -> pd.DataFrame:
+def score_frame(bundle: Bundle, frame: pd.DataFrame, engine: TreeEngine) -> pd.DataFrame:
     """Probability, grade and percentile per lead, keeping the id column when the spec has one."""
-    if engine is None:
-        probability = bundle.predict_proba(frame.reindex(columns=bundle.fields))
-    else:
-        probability = engine.probabilities(bundle.pipeline["encode"].transform(frame))
+    probability = engine.probabilities(bundle.pipeline["encode"].transform(frame))
     scored = pd.DataFrame(index=frame.index)
     id_column = bundle.spec.get("id")
     if id_column and id_column in frame.columns:

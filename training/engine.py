@@ -216,9 +216,8 @@ class TreeEngine:
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """Calibrated probabilities, as the pipeline computes them."""
-        return 1.0 / (1.0 + np.exp(-(self.model.slope_ * self.raw(matrix) + self.model.intercept_)))
+        return self.model.calibrated_probability(self.raw(matrix))
 
     def contributions(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact contributions to the calibrated log-odds, and the base value, per row."""
-        raw = self.raw_contributions(matrix)
-        return self.model.slope_ * raw[:, :-1], self.model.slope_ * raw[:, -1] + self.model.intercept_
+        return self.model.calibrated_contributions(self.raw_contributions(matrix))

@@ -168,12 +168,20 @@ class CalibratedBooster(ClassifierMixin, BaseEstimator):
         """The trees' uncalibrated log-odds."""
         return self.booster_.predict(X, raw_score=True, num_iteration=self.best_iteration_)
 
+    def calibrated_probability(self, raw: np.ndarray) -> np.ndarray:
+        """Platt scaling of raw tree scores, however they were computed."""
+        return 1.0 / (1.0 + np.exp(-(self.slope_ * raw + self.intercept_)))
+
+    def calibrated_contributions(self, raw_contributions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw contributions (base value last) → contributions to the calibrated log-odds, and the base value."""
+        return self.slope_ * raw_contributions[:, :-1], self.slope_ * raw_contributions[:, -1] + self.intercept_
+
     def decision_function(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """Calibrated log-odds."""
         return self.slope_ * self.raw_score(X) + self.intercept_
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        p = self.calibrated_probability(self.raw_score(X))
         return np.column_stack([1.0 - p, p])
 
     def predict_proba_uncalibrated(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
@@ -184,8 +192,9 @@ class CalibratedBooster(ClassifierMixin, BaseEstimator):
 
     def contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
         """Exact per-feature contributions to the calibrated log-odds, and the base value per row."""
-        raw = self.booster_.predict(X, pred_contrib=True, num_iteration=self.best_iteration_)
-        return self.slope_ * raw[:, :-1], self.slope_ * raw[:, -1] + self.intercept_
+        return self.calibrated_contributions(
+            self.booster_.predict(X, pred_contrib=True, num_iteration=self.best_iteration_)
+        )
 
 
 def platt_scale(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:

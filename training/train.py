@@ -125,20 +125,24 @@ def fit_calibrated(
     early_stopping: np.ndarray,
     calibration: np.ndarray | None,
     booster_params: dict[str, Any],
-) -> tuple[LeadEncoder, CalibratedBooster]:
-    """Learn the encoding and the trees on the fitting rows, stop early on others, calibrate on a third set."""
+) -> tuple[LeadEncoder, CalibratedBooster, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Learn the encoding and the trees on the fitting rows, stop early on others, calibrate on a third set.
+
+    Also returns the encoded (matrix, labels) of the fitting and early-stopping rows, for the baseline.
+    """
     features, y = table.features, table.converted.astype(int)
     encoder = LeadEncoder(table.kinds).fit(features.iloc[fit])
 
     def part(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return encoder.transform(features.iloc[rows]), y[rows]
 
+    parts = {"fit": part(fit), "early_stopping": part(early_stopping)}
     model = CalibratedBooster(booster_params, encoder.categorical_indices_).fit(
-        *part(fit),
-        eval_set=part(early_stopping),
+        *parts["fit"],
+        eval_set=parts["early_stopping"],
         calibration_set=part(calibration) if calibration is not None else None,
     )
-    return encoder, model
+    return encoder, model, parts
 
 
 def cross_validated_auc(table: LeadTable, options: TrainOptions = TrainOptions(), folds: int = 5) -> list[float]:
@@ -150,7 +154,7 @@ def cross_validated_auc(table: LeadTable, options: TrainOptions = TrainOptions()
     scores = []
     for training, test in StratifiedKFold(folds, shuffle=True, random_state=options.seed).split(table.features, y):
         fit, early = train_test_split(training, test_size=0.15, stratify=y[training], random_state=options.seed)
-        encoder, model = fit_calibrated(table, fit, early, None, options.booster_params)
+        encoder, model, _ = fit_calibrated(table, fit, early, None, options.booster_params)
         scores.append(
             float(roc_auc_score(y[test], model.predict_proba(encoder.transform(table.features.iloc[test]))[:, 1]))
         )
@@ -158,7 +162,7 @@ def cross_validated_auc(table: LeadTable, options: TrainOptions = TrainOptions()
 
 
 def fit_and_evaluate(
-    table: LeadTable, options: TrainOptions = TrainOptions(), progress: Progress = _silent, work_dir: Path | None = None
+    table: LeadTable, options: TrainOptions = TrainOptions(), progress: Progress = _silent
 ) -> FittedModel:
     """Split, screen, fit, calibrate, evaluate, explain and profile; returns an unsaved bundle."""
     y = table.converted.astype(int)
@@ -179,11 +183,12 @@ def fit_and_evaluate(
     )
 
     progress(f"fitting gradient-boosted trees on {len(split.fit):,} leads")
-    encoder, model = fit_calibrated(table, split.fit, split.early_stopping, split.calibration, options.booster_params)
-    matrices = {
-        part: encoder.transform(features.iloc[getattr(split, part)]) for part in ("fit", "early_stopping", "holdout")
-    }
-    labels = {part: y[getattr(split, part)] for part in matrices}
+    encoder, model, parts = fit_calibrated(
+        table, split.fit, split.early_stopping, split.calibration, options.booster_params
+    )
+    parts["holdout"] = (encoder.transform(features.iloc[split.holdout]), y[split.holdout])
+    matrices = {name: matrix for name, (matrix, _) in parts.items()}
+    labels = {name: target for name, (_, target) in parts.items()}
     pipeline = build_pipeline(encoder, model)
 
     progress("evaluating on the holdout against a logistic-regression baseline")
@@ -214,7 +219,7 @@ def fit_and_evaluate(
         labels=table.spec.description,
     )
 
-    plots_dir = Path(tempfile.mkdtemp(prefix="leadscore-plots-", dir=work_dir))
+    plots_dir = Path(tempfile.mkdtemp(prefix="leadscore-plots-"))
     write_plots(
         y_holdout,
         {"model": p_model, "model_uncalibrated": p_raw, "logistic_baseline": p_baseline, "base_rate": p_constant},
