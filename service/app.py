@@ -17,8 +17,10 @@ from fastapi.responses import JSONResponse
 
 from service import metrics
 from service.champion import ServingModel, champion_location, load_serving_model, resolve_bundle_dir
+from service.errors import LeadRejected, validation_problems
+from service.lane import ScoringLane
 from service.middleware import RequestMetrics
-from service.routes import LeadRejected, router
+from service.routes import router
 from service.settings import ServiceSettings, get_service_settings
 from service.store import ScoreStore
 from training.bundle import read_sidecar
@@ -110,26 +112,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(store.stop)
 
 
-def _validation_problems(errors: list[dict[str, Any]], drop: int = 0) -> list[dict[str, Any]]:
-    """FastAPI's 422 shape, plus the field name; never echoing the input (it may be personal data)."""
-    problems = []
-    for error in errors:
-        loc = list(error.get("loc", ()))
-        field = str(loc[drop]) if len(loc) > drop else None
-        problems.append(
-            {"loc": loc, "msg": error.get("msg", "invalid"), "type": error.get("type", "invalid"), "field": field}
-        )
-    return problems
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_problems(list(exc.errors()), drop=1)}, status_code=422)
+        return JSONResponse({"detail": validation_problems(list(exc.errors()), drop=1)}, status_code=422)
 
     @app.exception_handler(LeadRejected)
     async def lead_invalid(_: Request, exc: LeadRejected) -> JSONResponse:
-        return JSONResponse({"detail": _validation_problems(exc.errors)}, status_code=422)
+        return JSONResponse({"detail": validation_problems(exc.errors)}, status_code=422)
 
 
 def _lead_schema_openapi(app: FastAPI) -> dict[str, Any]:
@@ -161,8 +151,11 @@ def _lead_schema_openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
-def create_app(settings: ServiceSettings | None = None) -> FastAPI:
-    """Build the service; nothing is loaded or connected until the lifespan starts."""
+def create_app(settings: ServiceSettings | None = None, fast_lane: bool = True) -> FastAPI:
+    """Build the service; nothing is loaded or connected until the lifespan starts.
+
+    ``fast_lane=False`` leaves the scoring routes to FastAPI alone (the tests compare the two).
+    """
     settings = settings or get_service_settings()
     app = FastAPI(
         title="leadscore",
@@ -176,5 +169,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(router)
     _install_error_handlers(app)
     app.openapi = lambda: _lead_schema_openapi(app)  # type: ignore[method-assign]
-    app.add_middleware(RequestMetrics)
+    if fast_lane:
+        app.add_middleware(ScoringLane)
+    app.add_middleware(RequestMetrics)  # added last, so outermost: it also times the lane
     return app

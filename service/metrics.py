@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -42,6 +45,30 @@ LOG_DROPPED = Gauge(
     "leadscore_score_log_dropped", "Scores refused because the write queue was full.", multiprocess_mode="livesum"
 )
 LOG_RETRIES = Gauge("leadscore_score_log_retries", "Write retries of the score log.", multiprocess_mode="livesum")
+
+
+@functools.cache
+def _request_children(route: str, method: str, status: int) -> tuple[Any, Any]:
+    """Label children looked up once per route and status: `labels()` costs microseconds on every call."""
+    return REQUESTS.labels(route, method, str(status)), LATENCY.labels(route)
+
+
+@functools.cache
+def _grade_counter(grade: str) -> Any:
+    return LEADS_SCORED.labels(grade)
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    count, latency = _request_children(route, method, status)
+    count.inc()
+    latency.observe(seconds)
+
+
+def record_scores(probabilities: list[float], grade_counts: Mapping[str, int]) -> None:
+    for probability in probabilities:
+        SCORES.observe(probability)
+    for grade, count in grade_counts.items():
+        _grade_counter(grade).inc(count)
 
 
 def set_model_version(version: str | None) -> None:

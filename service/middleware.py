@@ -33,5 +33,4 @@ class RequestMetrics:
             await self.app(scope, receive, recording_send)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            metrics.REQUESTS.labels(route, scope["method"], str(status)).inc()
-            metrics.LATENCY.labels(route).observe(time.perf_counter() - start)
+            metrics.observe_request(route, scope["method"], status, time.perf_counter() - start)

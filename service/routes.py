@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import ValidationError
 
 from service import metrics
-from service.auth import READER_SECURITY_OPENAPI, AdminDep, ReaderDep, authorize_reader_fast
+from service.auth import READER_SECURITY_OPENAPI, AdminDep, ReaderDep
 from service.champion import ServingModel
 from service.monitoring import monitoring_report
 from service.schemas import BatchScores, LeadScore, OutcomeIn, OutcomeOut
-from service.store import ScoreRecord, StoreUnavailable
+from service.scoring import REASON_MODES, prepare_batch, score_one_lead
+from service.scoring import serving_model as scoring_model
+from service.store import StoreUnavailable
 
 router = APIRouter()
 
-INLINE_BATCH = 64  # larger batches are scored off the event loop
 LeadId = Annotated[str, Path(min_length=1, max_length=200)]
-_REASON_MODES = {"true": "top", "top": "top", "all": "all", "false": "none", "none": "none"}
 
 
 def _scoring_openapi(body: str, reasons_default: str) -> dict[str, Any]:
@@ -39,18 +36,11 @@ def _scoring_openapi(body: str, reasons_default: str) -> dict[str, Any]:
                 "required": False,
                 "description": "true/top: the strongest positive and negative contributions; all: every field; "
                 "false/none: no reasons (fastest).",
-                "schema": {"type": "string", "enum": list(_REASON_MODES), "default": reasons_default},
+                "schema": {"type": "string", "enum": list(REASON_MODES), "default": reasons_default},
             }
         ],
         **READER_SECURITY_OPENAPI,
     }
-
-
-class LeadRejected(Exception):
-    """A lead that fails the model's schema: 422 naming each field and problem."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        self.errors = errors
 
 
 def _json(data: Any, status_code: int = 200) -> Response:
@@ -58,49 +48,11 @@ def _json(data: Any, status_code: int = 200) -> Response:
 
 
 def serving_model(request: Request) -> ServingModel:
-    model = request.app.state.models.current
-    if model is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model is loaded yet; see /readyz")
-    return model
+    return scoring_model(request.app.state)
 
 
-def _reasons_mode(request: Request, default: str) -> str:
-    value = request.query_params.get("reasons", default)
-    if value not in _REASON_MODES:
-        raise LeadRejected(
-            [{"loc": ["query", "reasons"], "msg": f"must be one of {', '.join(_REASON_MODES)}", "type": "enum"}]
-        )
-    return _REASON_MODES[value]
-
-
-def _error_list(exc: ValidationError) -> list[dict[str, Any]]:
-    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors(include_input=False)]
-
-
-def _log_scores(
-    request: Request, model: ServingModel, leads: Sequence[dict[str, Any]], results: Sequence[dict[str, Any]]
-) -> None:
-    """Queue scores for the score log (off the hot path); only model fields are kept, so no PII."""
-    fields = model.scorer.fields
-    request.app.state.store.enqueue(
-        [
-            ScoreRecord(
-                result["lead_id"],
-                model.version,
-                result["probability"],
-                result["grade"],
-                result["scored_at"],
-                {name: lead.get(name) for name in fields},
-            )
-            for lead, result in zip(leads, results, strict=True)
-        ]
-    )
-    for result in results:
-        metrics.SCORES.observe(result["probability"])
-    for grade, count in Counter(result["grade"] for result in results).items():
-        metrics.LEADS_SCORED.labels(grade).inc(count)
-
-
+# The two scoring routes are served by the scoring lane (service.lane) with the same functions; these
+# definitions document them and answer whenever the app runs without the lane.
 @router.post(
     "/v1/leads/score",
     response_model=LeadScore,
@@ -113,53 +65,8 @@ def _log_scores(
 )
 async def score_lead(request: Request) -> Response:
     """Score one lead: calibrated probability, grade, percentile, reasons and warnings."""
-    authorize_reader_fast(request)
-    mode = _reasons_mode(request, "true")
-    model = serving_model(request)
-    try:
-        lead = model.validator.validate_json(await request.body())
-    except ValidationError as exc:
-        raise LeadRejected(_error_list(exc)) from None
-    results = model.scorer.score([lead], mode)
-    _log_scores(request, model, [lead], results)
-    return _json(results[0])
-
-
-def _validate_batch(model: ServingModel, raw: Any, max_batch: int) -> tuple[list[int], list[dict], list[dict]]:
-    """Per-row validation: good rows are scored, bad rows get their own error entry."""
-    if not isinstance(raw, dict) or set(raw) != {"leads"} or not isinstance(raw["leads"], list):
-        raise LeadRejected(
-            [
-                {
-                    "loc": ["leads"],
-                    "msg": "body must be an object with one key, leads: [lead, ...]",
-                    "type": "batch_shape",
-                }
-            ]
-        )
-    rows = raw["leads"]
-    if len(rows) > max_batch:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"at most {max_batch:,} leads per batch")
-    try:
-        return list(range(len(rows))), model.batch_validator.validate_python(rows), []
-    except ValidationError:
-        pass  # some rows are bad: validate one by one to score the rest
-    good_index, good, errors = [], [], []
-    id_field = model.scorer.id_field
-    for index, row in enumerate(rows):
-        try:
-            good.append(model.validator.validate_python(row))
-            good_index.append(index)
-        except ValidationError as exc:
-            lead_id = row.get(id_field) if isinstance(row, dict) and id_field else None
-            errors.append(
-                {
-                    "index": index,
-                    "lead_id": str(lead_id)[:200] if lead_id is not None else None,
-                    "errors": _error_list(exc),
-                }
-            )
-    return good_index, good, errors
+    key, reasons = request.headers.get("x-api-key"), request.query_params.get("reasons")
+    return _json(score_one_lead(request.app.state, key, reasons, await request.body()))
 
 
 @router.post(
@@ -173,31 +80,9 @@ def _validate_batch(model: ServingModel, raw: Any, max_batch: int) -> tuple[list
 )
 async def score_batch(request: Request) -> Response:
     """Score many leads; a bad row gets its own error entry and the good rows are scored."""
-    authorize_reader_fast(request)
-    mode = _reasons_mode(request, "false")
-    model = serving_model(request)
-    body = await request.body()
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise LeadRejected([{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]) from None
-    max_batch = request.app.state.settings.max_batch
-
-    def work() -> dict[str, Any]:
-        _, good, errors = _validate_batch(model, raw, max_batch)
-        results = model.scorer.score(good, mode) if good else []
-        _log_scores(request, model, good, results)
-        return {
-            "model_version": model.version,
-            "scored": len(results),
-            "failed": len(errors),
-            "results": results,
-            "errors": errors,
-        }
-
-    rows = raw.get("leads") if isinstance(raw, dict) else None
-    small = isinstance(rows, list) and len(rows) <= INLINE_BATCH
-    return _json(work() if small else await run_in_threadpool(work))
+    key, reasons = request.headers.get("x-api-key"), request.query_params.get("reasons")
+    job = prepare_batch(request.app.state, key, reasons, await request.body())
+    return _json(job.run() if job.small else await run_in_threadpool(job.run))
 
 
 @router.post(

@@ -16,9 +16,9 @@ import numpy as np
 
 from training.bundle import Bundle
 from training.engine import TreeEngine
-from training.grades import assign_grades
+from training.grades import assign_grades, grade_of
 from training.model import BOOLEAN_CODES, one_category_text
-from training.reference import percentile
+from training.reference import percentile, percentile_of
 
 NAN = float("nan")
 _WARNING_VALUE_CHARS = 40
@@ -46,7 +46,8 @@ class Scorer:
         self.engine = TreeEngine(model, compiled=True, threads=1)
         self.thresholds: dict[str, float] = bundle.grades["thresholds"]
         self.grade_names: list[str] = list(bundle.grades["names"])
-        self.quantiles = np.asarray(bundle.reference["scores"]["quantiles"], dtype=float)
+        self.quantile_list: list[float] = [float(q) for q in bundle.reference["scores"]["quantiles"]]
+        self.quantiles = np.asarray(self.quantile_list, dtype=float)
         self.id_field: str | None = bundle.spec.get("id")
         self.top_reasons = top_reasons
 
@@ -61,10 +62,12 @@ class Scorer:
             values = [lead.get(name) for lead in leads]
             if kind == "categorical":
                 matrix[:, j] = self._category_codes(name, values, warnings)
+            elif kind == "numeric":
+                matrix[:, j] = np.array(values, dtype=float)  # validated floats; numpy reads None as NaN
             else:
-                matrix[:, j] = _numbers(values) if kind == "numeric" else _booleans(values)
-            for i, value in enumerate(values):
-                if value is None:
+                matrix[:, j] = _booleans(values)
+            if None in values:
+                for i in _positions_of_none(values):
                     warnings[i].append(f"missing field {name!r}: scored as missing")
         return EncodedLeads(matrix, warnings)
 
@@ -86,13 +89,15 @@ class Scorer:
                 row.append(code if code is not None else self._normalised_code(name, value, notes))
         return row, notes
 
-    def _category_codes(self, name: str, values: list[Any], warnings: list[list[str]]) -> list[float]:
+    def _category_codes(self, name: str, values: list[Any], warnings: list[list[str]]) -> np.ndarray:
         """Dictionary lookups; only values not found as sent go through the full text normalisation."""
         codes = self.codes[name]
-        found = [codes.get(value, NAN) if value.__class__ is str else NAN for value in values]
-        for i, code in enumerate(found):
-            if code != code and values[i] is not None:  # NaN: not found as sent
-                found[i] = self._normalised_code(name, values[i], warnings[i])
+        found = np.array([codes.get(value, NAN) if value.__class__ is str else NAN for value in values], dtype=float)
+        not_found = np.isnan(found)
+        if not_found.sum() > values.count(None):  # some were sent but not found as they are
+            for i in np.flatnonzero(not_found).tolist():
+                if values[i] is not None:
+                    found[i] = self._normalised_code(name, values[i], warnings[i])
         return found
 
     def _normalised_code(self, name: str, value: Any, notes: list[str]) -> float:
@@ -119,29 +124,49 @@ class Scorer:
 
     def score(self, leads: Sequence[Mapping[str, Any]], reasons: str = "top") -> list[dict[str, Any]]:
         """Scores for validated leads: probability, grade, percentile, reasons ('top', 'all' or 'none')."""
+        if len(leads) == 1:
+            return [self.score_one(leads[0], reasons)]
         encoded = self.encode(leads)
         probabilities = self.probabilities(encoded.matrix)
         grades = self.grades(probabilities)
-        percentiles = self.percentiles(probabilities)
+        percentiles = self.percentiles(probabilities).tolist()
         scored_at = datetime.now(UTC)
-        results = []
-        for i, lead in enumerate(leads):
-            results.append(
-                {
-                    "lead_id": _lead_id(lead.get(self.id_field)) if self.id_field else None,
-                    "probability": float(probabilities[i]),
-                    "grade": grades[i],
-                    "percentile": float(percentiles[i]),
-                    "reasons": None,
-                    "base_value": None,
-                    "warnings": encoded.warnings[i],
-                    "model_version": self.version,
-                    "scored_at": scored_at,
-                }
+        results = [
+            self._result(lead, probability, grade, rank, notes, scored_at)
+            for lead, probability, grade, rank, notes in zip(
+                leads, probabilities.tolist(), grades, percentiles, encoded.warnings, strict=True
             )
+        ]
         if reasons != "none":
             self._add_reasons(leads, encoded.matrix, results, everything=reasons == "all")
         return results
+
+    def score_one(self, lead: Mapping[str, Any], reasons: str = "top") -> dict[str, Any]:
+        """One lead with scalar arithmetic only: the single-lead hot path, equal to `score` on a batch."""
+        row, notes = self._encode_one(lead)
+        probability = self.engine.probability_one(row)
+        grade = grade_of(probability, self.thresholds, self.grade_names)
+        rank = round(percentile_of(probability, self.quantile_list), 1)
+        result = self._result(lead, probability, grade, rank, notes, datetime.now(UTC))
+        if reasons != "none":
+            self._add_reasons([lead], np.array([row], dtype=float), [result], everything=reasons == "all")
+        return result
+
+    def _result(
+        self, lead: Mapping[str, Any], probability: float, grade: str, rank: float, notes: list[str], at: datetime
+    ) -> dict[str, Any]:
+        lead_id = lead.get(self.id_field) if self.id_field else None
+        return {
+            "lead_id": None if lead_id is None else str(lead_id),
+            "probability": probability,
+            "grade": grade,
+            "percentile": rank,
+            "reasons": None,
+            "base_value": None,
+            "warnings": notes,
+            "model_version": self.version,
+            "scored_at": at,
+        }
 
     def _add_reasons(
         self, leads: Sequence[Mapping[str, Any]], matrix: np.ndarray, results: list[dict[str, Any]], everything: bool
@@ -163,14 +188,13 @@ class Scorer:
             results[i]["base_value"] = float(base[i])
 
 
-def _numbers(values: list[Any]) -> list[float]:
-    """Validated numbers (finite or None) as floats, missing as NaN."""
-    return [NAN if value is None else float(value) for value in values]
-
-
 def _booleans(values: list[Any]) -> list[float]:
     """Validated booleans as 1/0; anything else (missing) as NaN, as the pipeline's encoder does."""
     return [1.0 if value is True else 0.0 if value is False else _boolean_word(value) for value in values]
+
+
+def _positions_of_none(values: list[Any]) -> list[int]:
+    return [i for i, value in enumerate(values) if value is None]
 
 
 def _boolean_word(value: Any) -> float:
@@ -178,7 +202,3 @@ def _boolean_word(value: Any) -> float:
         return NAN
     code = BOOLEAN_CODES.get(str(value).strip().lower())
     return NAN if code is None else code
-
-
-def _lead_id(value: Any) -> str | None:
-    return None if value is None else str(value)

@@ -152,7 +152,7 @@ def make_client(tmp_path: Path, models_folder: ModelsFolder) -> Iterator[AppFact
 
     clients: list[TestClient] = []
 
-    def make(**overrides: object) -> TestClient:
+    def make(fast_lane: bool = True, **overrides: object) -> TestClient:
         defaults = {
             "model_dir": models_folder.champion,
             "database_url": f"sqlite:///{tmp_path / 'scores.db'}",
@@ -161,7 +161,7 @@ def make_client(tmp_path: Path, models_folder: ModelsFolder) -> Iterator[AppFact
             "score_log_flush_s": 0.02,
         }
         settings = ServiceSettings(**(defaults | overrides))
-        client = TestClient(create_app(settings), headers={"X-API-Key": SCORING_KEY})
+        client = TestClient(create_app(settings, fast_lane=fast_lane), headers={"X-API-Key": SCORING_KEY})
         client.__enter__()
         clients.append(client)
         return client

@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import threading
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -52,6 +53,17 @@ _LIB.LGBM_BoosterPredictForMatSingleRowFast.argtypes = [
     ctypes.c_void_p,
 ]
 _LIB.LGBM_FastConfigFree.argtypes = [ctypes.c_void_p]
+
+
+@dataclass(frozen=True)
+class _RowBuffers:
+    """One thread's input and output arrays for the fast API, with their addresses resolved once."""
+
+    row: np.ndarray
+    row_address: int
+    out: np.ndarray
+    out_address: int
+    written: object
 
 
 class SingleRowPredictor:
@@ -99,6 +111,23 @@ class SingleRowPredictor:
 
     def raw(self, row: np.ndarray) -> float:
         return float(self._predict(row, _RAW_SCORE, 1)[0])
+
+    def raw_one(self, row: list[float]) -> float:
+        """The raw score of one row given as a list: the serving hot path, no arrays allocated per call."""
+        buffers = self._local.__dict__.get("buffers") or self._new_buffers()
+        buffers.row[:] = row
+        status = _LIB.LGBM_BoosterPredictForMatSingleRowFast(
+            self._handle(_RAW_SCORE), buffers.row_address, buffers.written, buffers.out_address
+        )
+        if status != 0:
+            raise RuntimeError(lgb_basic._LIB.LGBM_GetLastError().decode())
+        return float(buffers.out[0])
+
+    def _new_buffers(self) -> _RowBuffers:
+        row, out = np.empty(self.features, dtype=np.float64), np.empty(1, dtype=np.float64)
+        buffers = _RowBuffers(row, row.ctypes.data, out, out.ctypes.data, ctypes.byref(ctypes.c_int64()))
+        self._local.buffers = buffers
+        return buffers
 
     def contributions(self, row: np.ndarray) -> np.ndarray:
         """Per-feature contributions, then the base value, to the raw score."""
@@ -217,6 +246,10 @@ class TreeEngine:
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """Calibrated probabilities, as the pipeline computes them."""
         return self.model.calibrated_probability(self.raw(matrix))
+
+    def probability_one(self, row: list[float]) -> float:
+        """The calibrated probability of one row given as a list."""
+        return self.model.calibrated_probability_one(self.rows.raw_one(row))
 
     def contributions(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact contributions to the calibrated log-odds, and the base value, per row."""

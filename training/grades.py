@@ -28,6 +28,11 @@ def assign_grades(probabilities: np.ndarray, thresholds: dict[str, float], names
     return np.array(names, dtype=object)[index]
 
 
+def grade_of(probability: float, thresholds: dict[str, float], names: list[str]) -> str:
+    """`assign_grades` for one probability, without arrays (the single-lead serving path)."""
+    return names[sum(probability < cut for cut in thresholds.values())]
+
+
 def grade_table(
     y: np.ndarray, probabilities: np.ndarray, thresholds: dict[str, float], names: list[str]
 ) -> list[dict[str, float | int | str | None]]:

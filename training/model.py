@@ -6,6 +6,7 @@ pickled into the bundle, so the service can never compute a feature differently 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightgbm as lgb
@@ -171,6 +172,10 @@ class CalibratedBooster(ClassifierMixin, BaseEstimator):
     def calibrated_probability(self, raw: np.ndarray) -> np.ndarray:
         """Platt scaling of raw tree scores, however they were computed."""
         return 1.0 / (1.0 + np.exp(-(self.slope_ * raw + self.intercept_)))
+
+    def calibrated_probability_one(self, raw: float) -> float:
+        """The same formula for one score, without array overhead (the single-lead serving path)."""
+        return 1.0 / (1.0 + math.exp(-(self.slope_ * raw + self.intercept_)))
 
     def calibrated_contributions(self, raw_contributions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw contributions (base value last) → contributions to the calibrated log-odds, and the base value."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,11 @@ def percentile(probabilities: np.ndarray, quantiles: list[float]) -> np.ndarray:
     """Percentile (0–100) of each probability among holdout leads."""
     grid = np.asarray(quantiles)
     return 100.0 * np.searchsorted(grid, probabilities, side="right") / len(grid)
+
+
+def percentile_of(probability: float, quantiles: list[float]) -> float:
+    """`percentile` for one probability, without arrays (the single-lead serving path)."""
+    return 100.0 * bisect.bisect_right(quantiles, probability) / len(quantiles)
 
 
 def population_stability_index(expected: list[float], actual: list[float]) -> float:

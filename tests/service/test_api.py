@@ -68,6 +68,8 @@ def test_missing_fields_and_unseen_categories_are_scored_with_warnings(client: T
         ({"lead_source": {"nested": 1}}, "lead_source", ""),
         ({"favourite_colour": "teal"}, "favourite_colour", "Extra inputs are not permitted"),
         ({"stated_budget": [1, 2]}, "stated_budget", "number"),
+        ({"lead_source": True}, "lead_source", "valid string"),
+        ({"lead_source": 2.5}, "lead_source", "valid string"),
     ],
 )
 def test_malformed_leads_get_422_naming_the_field(client: TestClient, body: dict, field: str, problem: str) -> None:

@@ -91,3 +91,29 @@ def test_grades_and_percentiles_match_the_bundle(trained: Trained, awkward_leads
     assert [r["grade"] for r in results] == list(grades)
     expected = np.round(percentile(p, trained.bundle.reference["scores"]["quantiles"]), 1)
     np.testing.assert_array_equal([r["percentile"] for r in results], expected)
+
+
+def test_one_lead_at_a_time_equals_the_batch_path(trained: Trained, awkward_leads: pd.DataFrame) -> None:
+    """The single-lead path uses scalar arithmetic; grades and percentiles must match the array path exactly."""
+    scorer = Scorer(trained.bundle)
+    validator = build_lead_validator(trained.bundle)
+    leads = [validator.validate_python(lead) for lead in _as_requests(awkward_leads)]
+    batch = scorer.score(leads, reasons="none")
+    single = [scorer.score_one(lead, reasons="none") for lead in leads]
+    assert max(abs(a["probability"] - b["probability"]) for a, b in zip(batch, single, strict=True)) <= 1e-12
+    assert [r["grade"] for r in single] == [r["grade"] for r in batch]
+    assert [r["percentile"] for r in single] == [r["percentile"] for r in batch]
+    assert [r["warnings"] for r in single] == [r["warnings"] for r in batch]
+    assert len({r["grade"] for r in single}) == len(trained.bundle.grades["names"])
+
+
+def test_category_codes_sent_as_integers_score_like_text(trained: Trained) -> None:
+    """Integer-coded categories (33 or "33") are one level; the integer goes through the same normalisation."""
+    scorer = Scorer(trained.bundle)
+    validator = build_lead_validator(trained.bundle)
+    lead = _as_requests(generate_leads(n=1, seed=5)[trained.bundle.fields])[0]
+    as_text = scorer.score_one(validator.validate_python(lead | {"company_size": "50"}), reasons="none")
+    as_number = scorer.score_one(validator.validate_python(lead | {"company_size": 50}), reasons="none")
+    assert as_number["probability"] == as_text["probability"]
+    assert as_number["warnings"] == as_text["warnings"]
+    assert "unseen category '50' for 'company_size'" in " ".join(as_number["warnings"])

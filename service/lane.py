@@ -1,0 +1,81 @@
+"""The scoring lane: the two scoring routes served straight from ASGI, ahead of FastAPI's router.
+
+Marketing systems call the scoring routes on every lead, and for one lead FastAPI's routing, request
+wrapping and dependency machinery cost more than scoring it. The lane answers exactly
+``POST /v1/leads/score`` and ``POST /v1/leads/score/batch`` with the same functions the documented routes
+call (``service.scoring``), in the same shapes; every other request passes through untouched. It sits
+inside FastAPI's own body-size limit and error handling, and inside the request metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import HTTPException
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from service.errors import LeadRejected, validation_problems
+from service.scoring import prepare_batch, score_one_lead
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+@dataclass(frozen=True)
+class LaneRoute:
+    """What the request metrics read from ``scope["route"]``: the route's path template."""
+
+    path: str
+
+
+SCORE_ONE = LaneRoute("/v1/leads/score")
+SCORE_BATCH = LaneRoute("/v1/leads/score/batch")
+_ROUTES = {route.path: route for route in (SCORE_ONE, SCORE_BATCH)}
+
+
+class ScoringLane:
+    """Pure ASGI middleware: scoring requests are answered here, everything else goes on to FastAPI."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        route = _ROUTES.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = route
+        request = Request(scope, receive)
+        key = request.headers.get("x-api-key")
+        reasons = _query_value(scope["query_string"], "reasons")
+        try:
+            body = await request.body()
+            if route is SCORE_ONE:
+                payload = score_one_lead(scope["app"].state, key, reasons, body)
+            else:
+                job = prepare_batch(scope["app"].state, key, reasons, body)
+                payload = job.run() if job.small else await run_in_threadpool(job.run)
+        except LeadRejected as exc:
+            await _reply(send, 422, {"detail": validation_problems(exc.errors)})
+        except HTTPException as exc:
+            await _reply(send, exc.status_code, {"detail": exc.detail}, exc.headers)
+        else:
+            await _reply(send, 200, payload)
+
+
+def _query_value(query_string: bytes, name: str) -> str | None:
+    if not query_string:
+        return None
+    return dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)).get(name)
+
+
+async def _reply(send: Any, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    body = orjson.dumps(payload)
+    raw_headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if headers:
+        raw_headers += [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})

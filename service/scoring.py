@@ -1,0 +1,148 @@
+"""The scoring endpoints' work, independent of the web framework: authorise, validate, score, log.
+
+Both the documented FastAPI routes and the scoring lane (``service.lane``) call these functions with the
+application state, the caller's key, the ``reasons`` query value and the raw body, so the two can never
+answer differently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import HTTPException, status
+from pydantic import ValidationError
+
+from service import metrics
+from service.auth import authorize_reader
+from service.champion import ServingModel
+from service.errors import LeadRejected
+from service.store import ScoreRecord
+
+INLINE_BATCH = 64  # larger batches are scored off the event loop
+REASON_MODES = {"true": "top", "top": "top", "all": "all", "false": "none", "none": "none"}
+
+
+def serving_model(state: Any) -> ServingModel:
+    model = state.models.current
+    if model is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model is loaded yet; see /readyz")
+    return model
+
+
+def reasons_mode(value: str | None, default: str) -> str:
+    mode = REASON_MODES.get(default if value is None else value)
+    if mode is None:
+        raise LeadRejected(
+            [{"loc": ["query", "reasons"], "msg": f"must be one of {', '.join(REASON_MODES)}", "type": "enum"}]
+        )
+    return mode
+
+
+def error_list(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors(include_input=False)]
+
+
+def score_one_lead(state: Any, key: str | None, reasons: str | None, body: bytes) -> dict[str, Any]:
+    """POST /v1/leads/score: one lead in, its score out (reasons on by default)."""
+    authorize_reader(state.settings, key)
+    mode = reasons_mode(reasons, "true")
+    model = serving_model(state)
+    try:
+        lead = model.validator.validate_json(body)
+    except ValidationError as exc:
+        raise LeadRejected(error_list(exc)) from None
+    result = model.scorer.score_one(lead, mode)
+    log_scores(state, model, [lead], [result])
+    return result
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """A parsed batch, ready to score inline (small) or on a worker thread (large)."""
+
+    run: Callable[[], dict[str, Any]]
+    small: bool
+
+
+def prepare_batch(state: Any, key: str | None, reasons: str | None, body: bytes) -> BatchJob:
+    """POST /v1/leads/score/batch: the cheap checks now; validation and scoring in ``run``."""
+    authorize_reader(state.settings, key)
+    mode = reasons_mode(reasons, "false")
+    model = serving_model(state)
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise LeadRejected([{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]) from None
+    rows = _batch_rows(raw, state.settings.max_batch)
+
+    def run() -> dict[str, Any]:
+        good, errors = _validate_rows(model, rows)
+        results = model.scorer.score(good, mode) if good else []
+        log_scores(state, model, good, results)
+        return {
+            "model_version": model.version,
+            "scored": len(results),
+            "failed": len(errors),
+            "results": results,
+            "errors": errors,
+        }
+
+    return BatchJob(run, small=len(rows) <= INLINE_BATCH)
+
+
+def _batch_rows(raw: Any, max_batch: int) -> list[Any]:
+    if not isinstance(raw, dict) or set(raw) != {"leads"} or not isinstance(raw["leads"], list):
+        shape = "body must be an object with one key, leads: [lead, ...]"
+        raise LeadRejected([{"loc": ["leads"], "msg": shape, "type": "batch_shape"}])
+    rows = raw["leads"]
+    if len(rows) > max_batch:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"at most {max_batch:,} leads per batch")
+    return rows
+
+
+def _validate_rows(model: ServingModel, rows: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The whole list in one call; only when some rows fail, one by one, so the good rows are still scored."""
+    try:
+        return model.batch_validator.validate_python(rows), []
+    except ValidationError:
+        pass
+    good, errors = [], []
+    id_field = model.scorer.id_field
+    for index, row in enumerate(rows):
+        try:
+            good.append(model.validator.validate_python(row))
+        except ValidationError as exc:
+            lead_id = row.get(id_field) if isinstance(row, dict) and id_field else None
+            errors.append(
+                {"index": index, "lead_id": None if lead_id is None else str(lead_id)[:200], "errors": error_list(exc)}
+            )
+    return good, errors
+
+
+def log_scores(
+    state: Any, model: ServingModel, leads: Sequence[dict[str, Any]], results: Sequence[dict[str, Any]]
+) -> None:
+    """Queue scores for the score log (off the hot path); only model fields are kept, so no PII."""
+    fields = model.scorer.fields
+    version = model.version
+    state.store.enqueue(
+        [
+            ScoreRecord(
+                result["lead_id"],
+                version,
+                result["probability"],
+                result["grade"],
+                result["scored_at"],
+                {name: lead.get(name) for name in fields},
+            )
+            for lead, result in zip(leads, results, strict=True)
+        ]
+    )
+    if len(results) == 1:
+        metrics.record_scores([results[0]["probability"]], {results[0]["grade"]: 1})
+    else:
+        metrics.record_scores([r["probability"] for r in results], Counter(r["grade"] for r in results))
