@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from service import metrics
 from service.champion import ServingModel, champion_location, load_serving_model, resolve_bundle_dir
+from service.dashboard import router as dashboard_router
 from service.errors import LeadRejected, validation_problems
 from service.lane import ScoringLane
 from service.middleware import RequestMetrics
@@ -167,6 +168,7 @@ def create_app(settings: ServiceSettings | None = None, fast_lane: bool = True) 
     app.state.settings = settings
     app.state.models = ModelHolder()
     app.include_router(router)
+    app.include_router(dashboard_router)
     _install_error_handlers(app)
     app.openapi = lambda: _lead_schema_openapi(app)  # type: ignore[method-assign]
     if fast_lane:
