@@ -28,6 +28,7 @@ from training.bundle import read_sidecar
 from training.errors import LeadscoreError
 
 log = logging.getLogger("leadscore.service")
+GC_YOUNG_THRESHOLD = 50_000
 
 
 class ModelHolder:
@@ -100,6 +101,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # which otherwise pause requests for tens of milliseconds (the p99 of single-lead scoring).
     gc.collect()
     gc.freeze()
+    # A 1,000-lead batch allocates tens of thousands of short-lived objects, freed by reference counting;
+    # at the default threshold (700) each batch also paid for dozens of young collections (~13% of its CPU).
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     poller = (
         asyncio.create_task(_poll_for_champion(app, settings.reload_interval_s)) if settings.reload_interval_s else None
     )
