@@ -10,18 +10,20 @@ SPEC ?= data/specs/sample.yaml
 MODELS ?= models
 BENCHMARKS ?= bench/train.py bench/serve.py
 
-.PHONY: run test lint bench soak install install-dev clean
+.PHONY: run test lint bench soak install install-dev requirements image clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+# requirements/runtime.txt pins every runtime dependency: the image installs exactly these, so bundles
+# trained here load there.
+$(VENV)/.installed: pyproject.toml requirements/runtime.txt | $(BIN)/python
+	$(BIN)/pip install -q -c requirements/runtime.txt -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[dev]"
+$(VENV)/.installed-dev: pyproject.toml requirements/runtime.txt | $(BIN)/python
+	$(BIN)/pip install -q -c requirements/runtime.txt -e ".[dev]"
 	# the CoIL 2000 Caravan data ships in this package; its own dependencies are not needed
 	$(BIN)/pip install -q --no-deps "islp>=0.4,<1"
 	touch $@ $(VENV)/.installed
@@ -46,6 +48,13 @@ test: lint
 
 bench: $(VENV)/.installed-dev
 	@for script in $(BENCHMARKS); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# after upgrading a runtime package in .venv on purpose
+requirements: $(VENV)/.installed
+	$(BIN)/python requirements/pin_runtime.py > requirements/runtime.txt
+
+image:
+	docker build -t leadscore .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
