@@ -55,3 +55,9 @@ ReaderDep = Depends(require_reader)
 AdminDep = Depends(require_admin)
 # What ReaderDep adds to OpenAPI, for routes that check the key themselves.
 READER_SECURITY_OPENAPI = {"security": [{"APIKeyHeader": []}]}
+# What the key checks answer, for the OpenAPI of the routes that use them.
+READER_RESPONSES: dict[int | str, dict] = {401: {"description": "Missing or invalid API key."}}
+ADMIN_RESPONSES: dict[int | str, dict] = {
+    **READER_RESPONSES,
+    403: {"description": "A scoring key on an admin route, or admin routes are disabled (no admin keys)."},
+}

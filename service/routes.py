@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from service import metrics
-from service.auth import READER_SECURITY_OPENAPI, AdminDep, ReaderDep
+from service.auth import ADMIN_RESPONSES, READER_RESPONSES, READER_SECURITY_OPENAPI, AdminDep, ReaderDep
 from service.champion import ServingModel
 from service.monitoring import monitoring_report
 from service.schemas import BatchScores, LeadScore, OutcomeIn, OutcomeOut
@@ -20,6 +20,8 @@ from service.store import StoreUnavailable
 router = APIRouter()
 
 LeadId = Annotated[str, Path(min_length=1, max_length=200)]
+NO_MODEL = {503: {"description": "No model is loaded yet; see /readyz."}}
+LEAD_REJECTED = {422: {"description": "A field has the wrong type, an impossible value or is unknown."}}
 
 
 def _scoring_openapi(body: str, reasons_default: str) -> dict[str, Any]:
@@ -57,11 +59,7 @@ def serving_model(request: Request) -> ServingModel:
     "/v1/leads/score",
     response_model=LeadScore,
     openapi_extra=_scoring_openapi("Lead", "true"),
-    responses={
-        401: {"description": "Missing or invalid API key."},
-        422: {"description": "A field has the wrong type, an impossible value or is unknown."},
-        413: {"description": "The body is too large."},
-    },
+    responses={**READER_RESPONSES, **LEAD_REJECTED, **NO_MODEL, 413: {"description": "The body is too large."}},
 )
 async def score_lead(request: Request) -> Response:
     """Score one lead: calibrated probability, grade, percentile, reasons and warnings."""
@@ -74,8 +72,10 @@ async def score_lead(request: Request) -> Response:
     response_model=BatchScores,
     openapi_extra=_scoring_openapi("LeadBatch", "false"),
     responses={
-        401: {"description": "Missing or invalid API key."},
+        **READER_RESPONSES,
+        **NO_MODEL,
         413: {"description": "Too many leads or too large a body."},
+        422: {"description": "The body is not a JSON object {leads: [...]}, or the reasons parameter is unknown."},
     },
 )
 async def score_batch(request: Request) -> Response:
@@ -89,7 +89,11 @@ async def score_batch(request: Request) -> Response:
     "/v1/leads/{lead_id}/outcome",
     response_model=OutcomeOut,
     dependencies=[ReaderDep],
-    responses={503: {"description": "The outcome store is unreachable: nothing was recorded; retry."}},
+    responses={
+        **READER_RESPONSES,
+        400: {"description": "The body is not readable JSON text."},
+        503: {"description": "The outcome store is unreachable: nothing was recorded; retry."},
+    },
 )
 def record_outcome(request: Request, lead_id: LeadId, outcome: OutcomeIn) -> dict[str, Any]:
     """Converted or not; committed before the reply. Reporting again replaces it (the history is kept)."""
@@ -102,7 +106,7 @@ def record_outcome(request: Request, lead_id: LeadId, outcome: OutcomeIn) -> dic
 @router.get(
     "/v1/leads/{lead_id}/scores",
     dependencies=[ReaderDep],
-    responses={503: {"description": "The score log is unreachable."}},
+    responses={**READER_RESPONSES, 503: {"description": "The score log is unreachable."}},
 )
 def lead_scores(request: Request, lead_id: LeadId) -> dict[str, Any]:
     """The score history of a lead (newest first) and its latest outcome."""
@@ -113,7 +117,7 @@ def lead_scores(request: Request, lead_id: LeadId) -> dict[str, Any]:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
 
 
-@router.get("/v1/model", dependencies=[ReaderDep])
+@router.get("/v1/model", dependencies=[ReaderDep], responses={**READER_RESPONSES, **NO_MODEL})
 def model_card(request: Request) -> dict[str, Any]:
     """Version, creation time, holdout metrics against baselines, grades and the input schema."""
     model = serving_model(request)
@@ -136,21 +140,25 @@ def model_card(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/model/importance", dependencies=[ReaderDep])
+@router.get("/v1/model/importance", dependencies=[ReaderDep], responses={**READER_RESPONSES, **NO_MODEL})
 def model_importance(request: Request) -> dict[str, Any]:
     """Global importance: holdout ROC AUC lost when a field is shuffled, and mean |contribution|."""
     model = serving_model(request)
     return {"model_version": model.version, "importance": model.bundle.importance}
 
 
-@router.get("/v1/model/profile", dependencies=[ReaderDep])
+@router.get("/v1/model/profile", dependencies=[ReaderDep], responses={**READER_RESPONSES, **NO_MODEL})
 def model_profile(request: Request) -> dict[str, Any]:
     """What the best customers share, as ranked qualification questions."""
     model = serving_model(request)
     return {"model_version": model.version, **model.bundle.profile}
 
 
-@router.get("/v1/monitoring", dependencies=[ReaderDep])
+@router.get(
+    "/v1/monitoring",
+    dependencies=[ReaderDep],
+    responses={**READER_RESPONSES, 503: {"description": "No model is loaded yet, or the score log is unreachable."}},
+)
 def monitoring(request: Request) -> dict[str, Any]:
     """Drift of recent leads (PSI per field), score shift, and live performance from reported outcomes."""
     model = serving_model(request)
@@ -166,7 +174,7 @@ def monitoring(request: Request) -> dict[str, Any]:
 @router.post(
     "/v1/admin/reload",
     dependencies=[AdminDep],
-    responses={409: {"description": "The new model was refused; the old one keeps serving."}},
+    responses={**ADMIN_RESPONSES, 409: {"description": "The new model was refused; the old one keeps serving."}},
 )
 async def admin_reload(request: Request) -> Response:
     """Load the current champion, verify and smoke-test it, then swap; in-flight requests finish on the old one."""

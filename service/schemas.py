@@ -6,7 +6,17 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, TypeAdapter, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StringConstraints,
+    TypeAdapter,
+    create_model,
+)
 from typing_extensions import TypedDict
 
 from training.bundle import Bundle
@@ -47,12 +57,28 @@ class BatchScores(BaseModel):
     errors: list[RowError]
 
 
+def _iso_datetime(value: Any) -> Any:
+    """Only ISO 8601 text: pydantic would otherwise read "1" or 1 as seconds since 1970."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time string, such as 2026-11-23T09:30:00Z")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 date-time string, such as 2026-11-23T09:30:00Z") from None
+
+
 class OutcomeIn(BaseModel):
+    """Strict JSON types: a CRM that sends "yes" or false where a boolean or number belongs gets a 422."""
+
     model_config = ConfigDict(extra="forbid")
 
-    converted: bool
-    value: float | None = Field(default=None, allow_inf_nan=False, ge=0)
-    occurred_at: datetime | None = None
+    converted: StrictBool
+    value: Annotated[float | None, Field(strict=True, allow_inf_nan=False, ge=0)] = None
+    occurred_at: Annotated[datetime | None, BeforeValidator(_iso_datetime)] = Field(
+        default=None, json_schema_extra={"format": "date-time"}
+    )
 
 
 class OutcomeOut(BaseModel):
@@ -80,7 +106,7 @@ def _scalar(max_length: int) -> Any:
 def _field_type(field: FieldSchema, max_length: int) -> Any:
     """JSON types per field kind; wrong types, NaN/inf and overlong strings fail validation by name."""
     if field.kind == "numeric":
-        return Annotated[float, Field(allow_inf_nan=False)] | None
+        return Annotated[float, Field(strict=True, allow_inf_nan=False)] | None  # true is not a number
     if field.kind == "boolean":
         return bool | None
     return _text(max_length) | None

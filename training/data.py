@@ -81,7 +81,19 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
         raise LeadscoreError(f"{path} is not a well-formed CSV file: {detail}") from None
     if frame.shape[1] == 1:
         _refuse_wrong_delimiter(path, str(frame.columns[0]), sep)
+    _refuse_duplicate_header(path, sep)
     return frame
+
+
+def _refuse_duplicate_header(path: Path, sep: str) -> None:
+    """pandas renames a repeated CSV column to 'name.1', which would train on it silently; refuse it instead."""
+    header = next(csv.reader([_first_line(path)], delimiter=sep), [])
+    names = [name.strip() for name in header]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise LeadscoreError(
+            f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once in the header; rename them"
+        )
 
 
 def _first_line(path: Path) -> str:
@@ -121,15 +133,14 @@ def _read_sql(url: str, table: str | None, query: str | None) -> pd.DataFrame:
     try:
         engine = sa.create_engine(url)
     except Exception as exc:
-        raise LeadscoreError(f"cannot use database URL {_redact(url)}: {exc}") from None
+        raise LeadscoreError(f"cannot use database URL {redact_passwords(url)}: {exc}") from None
     try:
         with engine.connect() as conn:
             if table:
                 names = sa.inspect(conn).get_table_names()
                 if table not in names:
-                    raise LeadscoreError(
-                        f"table {table!r} not found in {_redact(url)}; tables: {', '.join(names) or 'none'}"
-                    )
+                    shown = ", ".join(names) or "none"
+                    raise LeadscoreError(f"table {table!r} not found in {redact_passwords(url)}; tables: {shown}")
                 return pd.read_sql_table(table, conn)
             return pd.read_sql_query(sa.text(query), conn)
     except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
@@ -149,9 +160,9 @@ def _refuse_missing_sqlite_file(url: str) -> None:
             raise LeadscoreError(f"SQLite database {database} not found")
 
 
-def _redact(url: str) -> str:
-    """Never echo a database password."""
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+def redact_passwords(text: str) -> str:
+    """Never echo a database password: every user:password@ in URLs within the text becomes user:***@."""
+    return re.sub(r"://([^:/@\s]+):[^@\s]*@", r"://\1:***@", text)
 
 
 def prepare_leads(raw: pd.DataFrame, spec: DatasetSpec, min_per_class: int = 40) -> LeadTable:
@@ -161,6 +172,7 @@ def prepare_leads(raw: pd.DataFrame, spec: DatasetSpec, min_per_class: int = 40)
     raw = raw.rename(columns=lambda c: str(c).strip())
     _refuse_duplicate_columns(raw)
     check_spec_columns(spec, raw.columns)
+    _refuse_nested_values(raw, spec)
     notes: list[str] = []
     raw = _drop_unlabelled(raw, spec, notes)
     converted = positive_mask(raw[spec.target], spec.positive, spec.target)
@@ -176,6 +188,21 @@ def _refuse_duplicate_columns(raw: pd.DataFrame) -> None:
     dupes = raw.columns[raw.columns.duplicated()].unique().tolist()
     if dupes:
         raise LeadscoreError(f"column name(s) {', '.join(map(repr, dupes))} appear more than once; rename them")
+
+
+def _refuse_nested_values(raw: pd.DataFrame, spec: DatasetSpec) -> None:
+    """Lists and records (Parquet, SQL JSON columns) are not one value per lead; only excluded columns may hold them."""
+    ignored = set(spec.exclude) | set(spec.pii)
+    for name in raw.columns:
+        column = raw[name]
+        if name in ignored or column.dtype != object:
+            continue
+        nested = column.map(lambda value: isinstance(value, list | tuple | dict | set | np.ndarray))
+        if nested.any():
+            raise LeadscoreError(
+                f"column {name!r} holds lists or records in {int(nested.sum()):,} rows, not one value per lead; "
+                f"flatten it into separate columns, or add it to the spec's exclude list"
+            )
 
 
 def _drop_unlabelled(raw: pd.DataFrame, spec: DatasetSpec, notes: list[str]) -> pd.DataFrame:
@@ -278,11 +305,24 @@ def infer_features(
         elif column.nunique(dropna=True) == 1:
             notes.append(f"dropped {name!r}: holds a single value")
         else:
+            if kind == "numeric":
+                _refuse_infinite(name, column)
             kinds[name] = kind
     if not kinds:
         dropped = "".join(f"; {note}" for note in notes[first_note:])
         raise LeadscoreError(f"no usable feature columns remain; check the spec's features and exclude lists{dropped}")
     return frame[list(kinds)].reset_index(drop=True), kinds
+
+
+def _refuse_infinite(name: str, column: pd.Series) -> None:
+    """The service refuses infinity in a lead, so training must not learn from it either (pandas reads 'inf')."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    infinite = np.isinf(numbers.to_numpy(dtype=float, na_value=np.nan))
+    if infinite.any():
+        raise LeadscoreError(
+            f"column {name!r} has {int(infinite.sum()):,} infinite values (e.g. {str(column[infinite].iloc[0])!r}); "
+            f"use a number, or leave the cell empty when it is unknown"
+        )
 
 
 def _infer_kind(name: str, column: pd.Series, spec: DatasetSpec) -> FieldKind | None:

@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from training.bundle import Bundle, library_versions, new_version, now_iso, save_bundle
-from training.data import LeadTable, prepare_leads, read_table
+from training.data import LeadTable, prepare_leads, read_table, redact_passwords
 from training.evaluate import (
     calibration_curve_points,
     classification_metrics,
@@ -324,7 +324,7 @@ def train(
 ) -> TrainResult:
     """The whole `leadscore train`: any failure before the end leaves models/ and the registry untouched."""
     spec = read_spec(spec_path)
-    progress(f"reading {data}")
+    progress(f"reading {redact_passwords(str(data))}")
     raw = read_table(data, table_name, query, sep)
     progress(f"validating {len(raw):,} rows against spec {spec.name!r}")
     table = prepare_leads(raw, spec, options.min_per_class)
@@ -354,7 +354,8 @@ def _publish(
     progress(f"writing bundle {bundle_dir}")
     save_bundle(bundle, bundle_dir, {f"plots/{p.name}": p for p in sorted(fitted.plots_dir.glob("*.png"))})
     try:
-        progress(f"logging to MLflow ({settings.mlflow_tracking_uri}) and registering {settings.registered_model_name}")
+        store = redact_passwords(settings.mlflow_tracking_uri)
+        progress(f"logging to MLflow ({store}) and registering {settings.registered_model_name}")
         tracked = log_training_run(
             bundle,
             bundle_dir,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,70 @@ def _corrupt_parquet(folder: Path, leads: pd.DataFrame) -> list[str]:
     return _args(path, SAMPLE_SPEC)
 
 
+def _written(text: str, name: str = "leads.csv") -> Build:
+    """A file with exactly these contents and the sample spec."""
+
+    def build(folder: Path, leads: pd.DataFrame) -> list[str]:
+        path = folder / name
+        path.write_text(text, encoding="utf-8")
+        return _args(path, SAMPLE_SPEC)
+
+    return build
+
+
+def _edited_csv(edit: Callable[[bytes], bytes]) -> Build:
+    """The sample table written as CSV, then its bytes edited."""
+
+    def build(folder: Path, leads: pd.DataFrame) -> list[str]:
+        path = _csv(folder, leads)
+        path.write_bytes(edit(path.read_bytes()))
+        return _args(path, SAMPLE_SPEC)
+
+    return build
+
+
+def _spec_text(text: str) -> Build:
+    """The sample table with a spec file holding exactly this text."""
+
+    def build(folder: Path, leads: pd.DataFrame) -> list[str]:
+        path = folder / "spec.yaml"
+        path.write_text(text, encoding="utf-8")
+        return _args(_csv(folder, leads), path)
+
+    return build
+
+
+def _repeated_header(data: bytes) -> bytes:
+    header, rest = data.split(b"\n", 1)
+    return header.replace(b"owns_home", b"region", 1) + b"\n" + rest
+
+
+def _ragged_last_row(data: bytes) -> bytes:
+    return data + b",".join([b"x"] * 40) + b"\n"
+
+
+def _ten_thousand_levels(folder: Path, leads: pd.DataFrame) -> list[str]:
+    """A campaign code with 10,000 levels that the spec does not declare categorical."""
+    return _args(_csv(folder, _with_campaign_codes(generate_leads(n=12_000, seed=1))), SAMPLE_SPEC)
+
+
+def _with_campaign_codes(table: pd.DataFrame, levels: int = 10_000) -> pd.DataFrame:
+    codes = np.array([f"C{i:05d}" for i in range(levels)], dtype=object)
+    picked = np.concatenate([codes, np.random.default_rng(0).choice(codes, len(table) - levels)])
+    return table.assign(campaign=picked)
+
+
+def _nested_parquet(folder: Path, leads: pd.DataFrame) -> list[str]:
+    path = folder / "leads.parquet"
+    leads.assign(tags=[["webinar", "ebook"]] * len(leads)).to_parquet(path)
+    return _args(path, SAMPLE_SPEC)
+
+
+def _unreachable_database(folder: Path, leads: pd.DataFrame) -> list[str]:
+    # port 1 on loopback: nothing listens there, the connection is refused at once
+    return _args("postgresql+psycopg://crm:s3cret-pw@127.0.0.1:1/crm", SAMPLE_SPEC, "--table", "leads")
+
+
 CASES = [
     pytest.param(table_case(lambda t: t.drop(columns="converted")), ["'converted'", "not found"], id="missing-target"),
     pytest.param(
@@ -254,6 +319,42 @@ CASES = [
     pytest.param(_table_with_a_file, ["database URL"], id="table-option-with-a-file"),
     pytest.param(_leaky_field_kept, ["account_manager_assigned", "exclude", "allow_leaky"], id="leaky-field-kept"),
     pytest.param(_corrupt_parquet, ["not a readable Parquet file"], id="corrupt-parquet"),
+    pytest.param(
+        table_case(lambda t: _put(t, "pages_viewed", slice(None, None, 20), "2024-03-05")),
+        ["'pages_viewed'", "non-numeric", "'2024-03-05'"],
+        id="dates-in-numeric-column",
+    ),
+    pytest.param(
+        table_case(lambda t: _put(t, "stated_budget", slice(None, None, 50), "inf")),
+        ["'stated_budget'", "30 infinite values", "'inf'"],
+        id="infinity-in-numeric-column",
+    ),
+    pytest.param(_ten_thousand_levels, ["'campaign'", "10,000 distinct values", "exclude"], id="10k-level-categorical"),
+    pytest.param(table_case(lambda t: t.head(1)), ["'converted'", "only one value"], id="one-row"),
+    pytest.param(_written("lead_id,converted,owns_home"), ["no data rows"], id="header-only-no-newline"),
+    pytest.param(_edited_csv(_repeated_header), ["'region'", "more than once"], id="repeated-column-name"),
+    pytest.param(_edited_csv(_ragged_last_row), ["not a well-formed CSV", "line 1502"], id="ragged-row"),
+    pytest.param(_edited_csv(gzip.compress), ["not UTF-8", "line 1"], id="gzip-named-csv"),
+    pytest.param(_nested_parquet, ["'tags'", "lists or records", "exclude"], id="nested-parquet-column"),
+    pytest.param(table_case(lambda t: t.assign(converted=None)), ["'converted'", "empty in every row"], id="no-target"),
+    pytest.param(table_case(lambda t: _put(t, "lead_id", [5], None)), ["'lead_id'", "empty in 1 rows"], id="id-gap"),
+    pytest.param(
+        table_case(lambda t: t.assign(created_at=None)), ["'created_at'", "empty in 1,500 rows"], id="time-all-empty"
+    ),
+    pytest.param(_spec_text(""), ["a spec must be a mapping"], id="spec-empty"),
+    pytest.param(_spec_text("- target\n- converted\n"), ["a spec must be a mapping"], id="spec-a-list"),
+    pytest.param(
+        spec_case({"grades": {"by": "share", "cuts": {"A": 0.5, "B": 0.2}}}),
+        ["grade cuts must be listed best grade first"],
+        id="spec-grade-cuts-unordered",
+    ),
+    pytest.param(spec_case({"positive": [1, "yes"]}), ["positive", "valid string"], id="spec-positive-a-list"),
+    pytest.param(_unreachable_database, ["database query failed", "refused"], id="database-unreachable"),
+    pytest.param(
+        lambda folder, leads: _args("nosuchdb://crm/leads", SAMPLE_SPEC, "--table", "leads"),
+        ["cannot use database URL", "nosuchdb"],
+        id="unknown-database-dialect",
+    ),
 ]
 
 
@@ -283,6 +384,7 @@ def test_bad_input_gets_one_line_error_and_registers_nothing(
     assert message.startswith("error: "), result.stderr
     for fragment in fragments:
         assert fragment in message, message
+    assert "s3cret-pw" not in result.output  # a database password is never echoed
 
     assert not (store / "mlflow.db").exists(), "validation failed, yet the MLflow store was created"
     models = store / "models"
@@ -327,3 +429,27 @@ def test_sql_table_and_query_read_the_same_leads(tmp_path: Path, leads: pd.DataF
     assert len(converted) == int(leads["converted"].sum())
     table = prepare_leads(whole, read_spec(SAMPLE_SPEC))
     assert table.counts[0] == len(converted)
+
+
+def test_mixed_types_in_a_text_column_are_one_categorical(tmp_path: Path, leads: pd.DataFrame) -> None:
+    """Numbers among text labels (a CRM that writes 17 for '11-50') are just more category levels."""
+    raw = read_table(_csv(tmp_path, _put(leads, "company_size", slice(None, None, 2), 17)))
+    table = prepare_leads(raw, read_spec(SAMPLE_SPEC))
+    assert table.kinds["company_size"] == "categorical"
+    assert "17" in set(table.features["company_size"].astype(str))
+
+
+def test_a_10k_level_categorical_declared_in_the_spec_is_accepted(tmp_path: Path) -> None:
+    """Declared categorical, a high-cardinality code is the analyst's call: validation keeps all its levels."""
+    raw = read_table(_csv(tmp_path, _with_campaign_codes(generate_leads(n=12_000, seed=1))))
+    table = prepare_leads(raw, read_spec(SAMPLE_SPEC).model_copy(update={"categorical": ["campaign"]}))
+    assert table.kinds["campaign"] == "categorical"
+    assert table.features["campaign"].nunique() == 10_000
+
+
+def test_a_nested_column_the_spec_excludes_is_fine(tmp_path: Path, leads: pd.DataFrame) -> None:
+    path = tmp_path / "leads.parquet"
+    leads.assign(tags=[["webinar"]] * len(leads)).to_parquet(path)
+    spec = read_spec(SAMPLE_SPEC)
+    table = prepare_leads(read_table(path), spec.model_copy(update={"exclude": [*spec.exclude, "tags"]}))
+    assert "tags" not in table.features.columns
