@@ -136,7 +136,8 @@ def run_wrk(url: str, body: bytes, seconds: int, connections: int, threads: int 
     return WrkResult(rate, _latency_ms(out, "50"), _latency_ms(out, "99"), socket_errors + non2xx)
 
 
-def print_table(title: str, header: list[str], rows: list[list[str]]) -> str:
+def markdown_table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    """A titled Markdown table with padded columns."""
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
     lines = [
         f"### {title}",
@@ -145,7 +146,11 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> str:
         "|" + "|".join("-" * (w + 2) for w in widths) + "|",
     ]
     lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
-    text = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def print_table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    text = markdown_table(title, header, rows)
     print(text, flush=True)
     return text
 

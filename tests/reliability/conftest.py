@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
+from tests.conftest import Trained
 from tests.e2e.conftest import start_server
+from tests.e2e.server import Server
 from tests.reliability.figures import FIGURES
 
 __all__ = ["start_server"]
+
+
+@contextmanager
+def suite_server(tmp_path_factory: pytest.TempPathFactory, trained: Trained, name: str) -> Iterator[Server]:
+    """One real server over the session's model and a score log of its own, for a whole test module."""
+    folder = tmp_path_factory.mktemp(name)
+    server = Server(trained.bundle_dir, f"sqlite:///{folder / 'scores.db'}", folder / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import Trained
 from tests.e2e.server import ADMIN_KEY, SCORING_KEY, Server
 from tests.reliability import fuzzing
+from tests.reliability.conftest import suite_server
 from tests.reliability.figures import report
 
 EXAMPLES_PER_OPERATION = 12  # per mode: about 250 requests over the service's 11 operations
@@ -24,11 +25,8 @@ MIN_REQUESTS = 200
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, trained: Trained) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("fuzz")
-    server = Server(trained.bundle_dir, f"sqlite:///{folder / 'scores.db'}", folder / "server.log")
-    server.start()
-    yield server
-    server.stop()
+    with suite_server(tmp_path_factory, trained, "fuzz") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

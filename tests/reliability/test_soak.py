@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import Trained
 from tests.e2e.server import SCORING_KEY, Server
 from tests.reliability import load
+from tests.reliability.conftest import suite_server
 from tests.reliability.figures import report
 
 PACED_SECONDS = 30
@@ -23,11 +24,8 @@ MAX_RSS_GROWTH = 0.05
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, trained: Trained) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("soak")
-    server = Server(trained.bundle_dir, f"sqlite:///{folder / 'scores.db'}", folder / "server.log")
-    server.start()
-    yield server
-    server.stop()
+    with suite_server(tmp_path_factory, trained, "soak") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
