@@ -280,11 +280,11 @@ def drift_status(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def score_shift_status(report: dict[str, Any]) -> dict[str, Any]:
-    """Are the predicted chances moving? Judged only on as many leads as drift needs, so a few leads never alarm."""
+    """Are the predicted chances moving? Monitoring judges it only on as many leads as drift needs."""
     n = report["window"]["scored_leads"]
     shift = report["score_shift"]
     item: dict[str, Any] = {"id": "scores", "title": "Predicted chances", "value": shift["psi"]}
-    if n < MIN_LEADS_FOR_DRIFT or shift["psi"] is None:
+    if shift["status"] == "unknown":
         return item | {
             "colour": "grey",
             "headline": "Not enough recent leads to judge yet",

@@ -58,7 +58,8 @@ def score_shift(recent: pd.DataFrame, bundle: Bundle) -> dict[str, Any]:
     psi = population_stability_index(reference["shares"], numeric_shares(probabilities, reference["edges"]))
     return {
         "psi": psi,
-        "status": psi_status(psi),
+        # like field drift, judged only on enough leads: three unusual leads must not raise an alarm
+        "status": psi_status(psi) if len(recent) >= MIN_LEADS_FOR_DRIFT else "unknown",
         "live_mean": float(probabilities.mean()),
         "holdout_mean": float(np.mean(reference["quantiles"])),
     }

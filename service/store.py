@@ -611,9 +611,7 @@ class ScoreStore:
         with engine.begin() as conn:
             conn.exec_driver_sql(sql, parameters)
 
-    def _insert_one_by_one(
-        self, engine: Engine, rows: list[ScoreRecord]
-    ) -> tuple[list[ScoreRecord], BaseException]:
+    def _insert_one_by_one(self, engine: Engine, rows: list[ScoreRecord]) -> tuple[list[ScoreRecord], BaseException]:
         """Store what can be stored and count the rest as failed; stop at a connection error and return what is left."""
         last_error: BaseException = RuntimeError("no error")
         for position, row in enumerate(rows):

@@ -8,11 +8,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 from service.dashboard import health
-from service.monitoring import MIN_LEADS_FOR_DRIFT, MIN_OUTCOMES_FOR_PERFORMANCE
+from service.monitoring import MIN_LEADS_FOR_DRIFT, MIN_OUTCOMES_FOR_PERFORMANCE, score_shift
 from service.store import StoreUnavailable
 from tests.conftest import ADMIN_KEY, SCORING_KEY, AppFactory, ModelsFolder, Trained
 from training.synthetic import generate_leads
@@ -254,8 +255,11 @@ def test_amber_is_passed_through_and_names_the_field_that_moved() -> None:
     assert lights["overall"] == "amber" and lights["overall_text"] == "Worth a look"
 
 
-def test_a_few_leads_never_raise_an_alarm_on_score_shift() -> None:
-    lights = health(_report(scored=MIN_LEADS_FOR_DRIFT - 1, drift="unknown", shift_psi=2.0, shift="red"))
+def test_a_few_leads_never_raise_an_alarm_on_score_shift(trained: Trained) -> None:
+    few = pd.DataFrame({"probability": [0.99] * (MIN_LEADS_FOR_DRIFT - 1)})
+    assert score_shift(few, trained.bundle)["status"] == "unknown"
+    assert score_shift(pd.concat([few, few.head(1)]), trained.bundle)["status"] == "red"
+    lights = health(_report(scored=MIN_LEADS_FOR_DRIFT - 1, drift="unknown", shift_psi=2.0, shift="unknown"))
     items = {item["id"]: item for item in lights["items"]}
     assert items["scores"]["colour"] == "grey" and items["drift"]["colour"] == "grey"
     assert lights["overall"] == "green" and lights["overall_text"] == "All clear so far"
