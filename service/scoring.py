@@ -142,7 +142,4 @@ def log_scores(
             for lead, result in zip(leads, results, strict=True)
         ]
     )
-    if len(results) == 1:
-        metrics.record_scores([results[0]["probability"]], {results[0]["grade"]: 1})
-    else:
-        metrics.record_scores([r["probability"] for r in results], Counter(r["grade"] for r in results))
+    metrics.record_scores([r["probability"] for r in results], Counter(r["grade"] for r in results))
