@@ -10,7 +10,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, TypeAdapter
 
-from service.schemas import build_batch_validator, build_lead_model, build_lead_validator
+from service.batch_decoder import BatchDecoder
+from service.schemas import build_batch_validator, build_lead_model, build_lead_validator, ignored_fields
 from service.scorer import Scorer
 from service.settings import ServiceSettings
 from training.bundle import Bundle, BundleError, load_bundle, smoke_test
@@ -28,6 +29,7 @@ class ServingModel:
     lead_model: type[BaseModel]
     validator: TypeAdapter
     batch_validator: TypeAdapter
+    batch_decoder: BatchDecoder
     source: str
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -88,6 +90,7 @@ def load_serving_model(settings: ServiceSettings) -> ServingModel:
         lead_model=build_lead_model(bundle, settings.max_string_length),
         validator=build_lead_validator(bundle, settings.max_string_length),
         batch_validator=build_batch_validator(bundle, settings.max_string_length),
+        batch_decoder=BatchDecoder(bundle, ignored_fields(bundle), scorer.read_fields, settings.max_string_length),
         source=str(directory.resolve()),
     )
 

@@ -49,17 +49,26 @@ class Scorer:
         self.quantile_list: list[float] = [float(q) for q in bundle.reference["scores"]["quantiles"]]
         self.quantiles = np.asarray(self.quantile_list, dtype=float)
         self.id_field: str | None = bundle.spec.get("id")
+        self.read_fields: list[str] = [*self.fields, self.id_field] if self.id_field else list(self.fields)
         self.top_reasons = top_reasons
 
+    def columns_of(self, leads: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """Validated lead dicts as one list per field the scorer reads (the model's fields and the id)."""
+        return {name: [lead.get(name) for lead in leads] for name in self.read_fields}
+
     def encode(self, leads: Sequence[Mapping[str, Any]]) -> EncodedLeads:
-        """Leads as validated dicts → the trees' input matrix, with per-lead warnings; column by column."""
+        """Leads as validated dicts → the trees' input matrix, with per-lead warnings."""
         if len(leads) == 1:
             row, notes = self._encode_one(leads[0])
             return EncodedLeads(np.array([row], dtype=float), [notes])
-        matrix = np.empty((len(leads), len(self.fields)), dtype=float)
-        warnings: list[list[str]] = [[] for _ in leads]
+        return self.encode_columns(self.columns_of(leads), len(leads))
+
+    def encode_columns(self, columns: Mapping[str, list[Any]], count: int) -> EncodedLeads:
+        """One list per field → the trees' input matrix, with per-lead warnings; column by column."""
+        matrix = np.empty((count, len(self.fields)), dtype=float)
+        warnings: list[list[str]] = [[] for _ in range(count)]
         for j, (name, kind) in enumerate(zip(self.fields, self.kinds, strict=True)):
-            values = [lead.get(name) for lead in leads]
+            values = columns[name]
             if kind == "categorical":
                 matrix[:, j] = self._category_codes(name, values, warnings)
             elif kind == "numeric":
@@ -126,19 +135,34 @@ class Scorer:
         """Scores for validated leads: probability, grade, percentile, reasons ('top', 'all' or 'none')."""
         if len(leads) == 1:
             return [self.score_one(leads[0], reasons)]
-        encoded = self.encode(leads)
+        return self.score_columns(self.columns_of(leads), len(leads), reasons)
+
+    def score_columns(self, columns: Mapping[str, list[Any]], count: int, reasons: str = "top") -> list[dict[str, Any]]:
+        """Scores for validated leads given as one list per field (see ``columns_of``)."""
+        encoded = self.encode_columns(columns, count)
         probabilities = self.probabilities(encoded.matrix)
         grades = self.grades(probabilities)
         percentiles = self.percentiles(probabilities).tolist()
-        scored_at = datetime.now(UTC)
+        lead_ids = _as_text(columns[self.id_field]) if self.id_field else [None] * count
+        version, scored_at = self.version, datetime.now(UTC)
         results = [
-            self._result(lead, probability, grade, rank, notes, scored_at)
-            for lead, probability, grade, rank, notes in zip(
-                leads, probabilities.tolist(), grades, percentiles, encoded.warnings, strict=True
+            {
+                "lead_id": lead_id,
+                "probability": probability,
+                "grade": grade,
+                "percentile": rank,
+                "reasons": None,
+                "base_value": None,
+                "warnings": notes,
+                "model_version": version,
+                "scored_at": scored_at,
+            }
+            for lead_id, probability, grade, rank, notes in zip(
+                lead_ids, probabilities.tolist(), grades, percentiles, encoded.warnings, strict=True
             )
         ]
         if reasons != "none":
-            self._add_reasons(leads, encoded.matrix, results, everything=reasons == "all")
+            self._add_reasons(columns, encoded.matrix, results, everything=reasons == "all")
         return results
 
     def score_one(self, lead: Mapping[str, Any], reasons: str = "top") -> dict[str, Any]:
@@ -149,7 +173,8 @@ class Scorer:
         rank = round(percentile_of(probability, self.quantile_list), 1)
         result = self._result(lead, probability, grade, rank, notes, datetime.now(UTC))
         if reasons != "none":
-            self._add_reasons([lead], np.array([row], dtype=float), [result], everything=reasons == "all")
+            columns = {name: [lead.get(name)] for name in self.fields}
+            self._add_reasons(columns, np.array([row], dtype=float), [result], everything=reasons == "all")
         return result
 
     def _result(
@@ -169,10 +194,10 @@ class Scorer:
         }
 
     def _add_reasons(
-        self, leads: Sequence[Mapping[str, Any]], matrix: np.ndarray, results: list[dict[str, Any]], everything: bool
+        self, columns: Mapping[str, list[Any]], matrix: np.ndarray, results: list[dict[str, Any]], everything: bool
     ) -> None:
         contributions, base = self.contributions(matrix)
-        for i, lead in enumerate(leads):
+        for i in range(len(results)):
             row = contributions[i]
             if everything:
                 chosen = np.argsort(-np.abs(row), kind="stable")
@@ -182,7 +207,7 @@ class Scorer:
                 negatives = [j for j in order[: self.top_reasons] if row[j] < 0]
                 chosen = positives + negatives
             results[i]["reasons"] = [
-                {"field": self.fields[j], "value": lead.get(self.fields[j]), "contribution": float(row[j])}
+                {"field": self.fields[j], "value": columns[self.fields[j]][i], "contribution": float(row[j])}
                 for j in chosen
             ]
             results[i]["base_value"] = float(base[i])
@@ -191,6 +216,11 @@ class Scorer:
 def _booleans(values: list[Any]) -> list[float]:
     """Validated booleans as 1/0; anything else (missing) as NaN, as the pipeline's encoder does."""
     return [1.0 if value is True else 0.0 if value is False else _boolean_word(value) for value in values]
+
+
+def _as_text(values: list[Any]) -> list[str | None]:
+    """Lead ids as text: integer ids are echoed as strings, as the score log stores them."""
+    return [value if value.__class__ is str or value is None else str(value) for value in values]
 
 
 def _positions_of_none(values: list[Any]) -> list[int]:

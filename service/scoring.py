@@ -8,7 +8,7 @@ answer differently.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from service import metrics
 from service.auth import authorize_reader
+from service.batch_decoder import DecodedBatch
 from service.champion import ServingModel
 from service.errors import LeadRejected
 from service.store import ScoreRecord
@@ -56,7 +57,7 @@ def score_one_lead(state: Any, key: str | None, reasons: str | None, body: bytes
     except ValidationError as exc:
         raise LeadRejected(error_list(exc)) from None
     result = model.scorer.score_one(lead, mode)
-    log_scores(state, model, [lead], [result])
+    log_scores(state, model, {name: [lead.get(name)] for name in model.scorer.fields}, [result])
     return result
 
 
@@ -69,10 +70,18 @@ class BatchJob:
 
 
 def prepare_batch(state: Any, key: str | None, reasons: str | None, body: bytes) -> BatchJob:
-    """POST /v1/leads/score/batch: the cheap checks now; validation and scoring in ``run``."""
+    """POST /v1/leads/score/batch: the cheap checks now; validation and scoring in ``run``.
+
+    A batch whose every lead passes the strict decoder is scored column by column from it; any other body
+    takes the full path, where each bad lead gets its own error entry and the good ones are still scored.
+    """
     authorize_reader(state.settings, key)
     mode = reasons_mode(reasons, "false")
     model = serving_model(state)
+    decoded = model.batch_decoder.decode(body)
+    if decoded is not None:
+        _check_batch_size(decoded.count, state.settings.max_batch)
+        return BatchJob(lambda: _score_decoded(state, model, decoded, mode), small=decoded.count <= INLINE_BATCH)
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -81,17 +90,34 @@ def prepare_batch(state: Any, key: str | None, reasons: str | None, body: bytes)
 
     def run() -> dict[str, Any]:
         good, errors = _validate_rows(model, rows)
-        results = model.scorer.score(good, mode) if good else []
-        log_scores(state, model, good, results)
-        return {
-            "model_version": model.version,
-            "scored": len(results),
-            "failed": len(errors),
-            "results": results,
-            "errors": errors,
-        }
+        scorer = model.scorer
+        columns = scorer.columns_of(good)
+        results = scorer.score_columns(columns, len(good), mode) if good else []
+        log_scores(state, model, columns, results)
+        return _batch_reply(model, results, errors)
 
     return BatchJob(run, small=len(rows) <= INLINE_BATCH)
+
+
+def _score_decoded(state: Any, model: ServingModel, decoded: DecodedBatch, mode: str) -> dict[str, Any]:
+    results = model.scorer.score_columns(decoded.columns, decoded.count, mode) if decoded.count else []
+    log_scores(state, model, decoded.columns, results)
+    return _batch_reply(model, results, [])
+
+
+def _batch_reply(model: ServingModel, results: list[dict[str, Any]], errors: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "model_version": model.version,
+        "scored": len(results),
+        "failed": len(errors),
+        "results": results,
+        "errors": errors,
+    }
+
+
+def _check_batch_size(count: int, max_batch: int) -> None:
+    if count > max_batch:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"at most {max_batch:,} leads per batch")
 
 
 def _batch_rows(raw: Any, max_batch: int) -> list[Any]:
@@ -99,8 +125,7 @@ def _batch_rows(raw: Any, max_batch: int) -> list[Any]:
         shape = "body must be an object with one key, leads: [lead, ...]"
         raise LeadRejected([{"loc": ["leads"], "msg": shape, "type": "batch_shape"}])
     rows = raw["leads"]
-    if len(rows) > max_batch:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"at most {max_batch:,} leads per batch")
+    _check_batch_size(len(rows), max_batch)
     return rows
 
 
@@ -124,7 +149,7 @@ def _validate_rows(model: ServingModel, rows: list[Any]) -> tuple[list[dict[str,
 
 
 def log_scores(
-    state: Any, model: ServingModel, leads: Sequence[dict[str, Any]], results: Sequence[dict[str, Any]]
+    state: Any, model: ServingModel, columns: Mapping[str, list[Any]], results: Sequence[dict[str, Any]]
 ) -> None:
     """Queue scores for the score log (off the hot path); only model fields are kept, so no PII."""
     fields = model.scorer.fields
@@ -137,9 +162,9 @@ def log_scores(
                 result["probability"],
                 result["grade"],
                 result["scored_at"],
-                {name: lead.get(name) for name in fields},
+                dict(zip(fields, values, strict=True)),
             )
-            for lead, result in zip(leads, results, strict=True)
+            for result, values in zip(results, zip(*(columns[name] for name in fields), strict=True), strict=True)
         ]
     )
     metrics.record_scores([r["probability"] for r in results], Counter(r["grade"] for r in results))
