@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -65,10 +66,30 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
 
 
 def record_scores(probabilities: list[float], grade_counts: Mapping[str, int]) -> None:
-    for probability in probabilities:
-        SCORES.observe(probability)
+    observe_many(SCORES, probabilities)
     for grade, count in grade_counts.items():
         _grade_counter(grade).inc(count)
+
+
+def observe_many(histogram: Histogram, values: list[float]) -> None:
+    """``histogram.observe`` for each value, done as one increment per bucket.
+
+    A 1,000-lead batch observed one value at a time spent 3 ms, a fifth of its CPU, in the histogram's lock.
+    prometheus_client has no bulk call, so this adds to the buckets ``observe`` itself increments (stored
+    per bucket, not cumulative); ``tests/service/test_metrics.py`` holds the two equal.
+    """
+    if len(values) < 16:
+        for value in values:
+            histogram.observe(value)
+        return
+    array = np.asarray(values, dtype=float)
+    bounds = histogram._upper_bounds
+    per_bucket = np.bincount(np.searchsorted(bounds, array, side="left"), minlength=len(bounds))
+    histogram._sum.inc(float(array.sum()))
+    # NaN sorts past the last bound and, as in observe(), lands in no bucket
+    for bucket, count in zip(histogram._buckets, per_bucket.tolist(), strict=False):
+        if count:
+            bucket.inc(count)
 
 
 def set_model_version(version: str | None) -> None:

@@ -21,7 +21,7 @@ from service.auth import authorize_reader
 from service.batch_decoder import DecodedBatch
 from service.champion import ServingModel
 from service.errors import LeadRejected
-from service.store import ScoreRecord
+from service.store import ScoreBatch, ScoreRecord
 
 INLINE_BATCH = 64  # larger batches are scored off the event loop
 REASON_MODES = {"true": "top", "top": "top", "all": "all", "false": "none", "none": "none"}
@@ -57,7 +57,16 @@ def score_one_lead(state: Any, key: str | None, reasons: str | None, body: bytes
     except ValidationError as exc:
         raise LeadRejected(error_list(exc)) from None
     result = model.scorer.score_one(lead, mode)
-    log_scores(state, model, {name: [lead.get(name)] for name in model.scorer.fields}, [result])
+    record = ScoreRecord(
+        result["lead_id"],
+        model.version,
+        result["probability"],
+        result["grade"],
+        result["scored_at"],
+        {name: lead.get(name) for name in model.scorer.fields},
+    )
+    state.store.enqueue(record)
+    metrics.record_scores([record.probability], {record.grade: 1})
     return result
 
 
@@ -151,20 +160,18 @@ def _validate_rows(model: ServingModel, rows: list[Any]) -> tuple[list[dict[str,
 def log_scores(
     state: Any, model: ServingModel, columns: Mapping[str, list[Any]], results: Sequence[dict[str, Any]]
 ) -> None:
-    """Queue scores for the score log (off the hot path); only model fields are kept, so no PII."""
-    fields = model.scorer.fields
-    version = model.version
+    """Queue scores for the score log (off the hot path) as columns; only model fields are kept, so no PII."""
+    count = len(results)
+    probabilities = [r["probability"] for r in results]
+    grades = [r["grade"] for r in results]
     state.store.enqueue(
-        [
-            ScoreRecord(
-                result["lead_id"],
-                version,
-                result["probability"],
-                result["grade"],
-                result["scored_at"],
-                dict(zip(fields, values, strict=True)),
-            )
-            for result, values in zip(results, zip(*(columns[name] for name in fields), strict=True), strict=True)
-        ]
+        ScoreBatch(
+            [r["lead_id"] for r in results],
+            [model.version] * count,
+            probabilities,
+            grades,
+            [r["scored_at"] for r in results],
+            {name: columns[name] for name in model.scorer.fields},
+        )
     )
-    metrics.record_scores([r["probability"] for r in results], Counter(r["grade"] for r in results))
+    metrics.record_scores(probabilities, Counter(grades))

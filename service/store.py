@@ -3,6 +3,16 @@
 Scores go through a background writer thread in batches, so the request path only appends to an in-memory queue;
 outcomes are committed before the caller replies. SQLite by default (several worker processes share one WAL file),
 PostgreSQL when the URL points at one. SQLAlchemy Core only: bulk inserts without ORM bookkeeping.
+
+The score log is laid out so that every write appends, whatever the lead ids look like:
+
+- ``scores``: one narrow row per score (lead id, model version, probability, grade, time), no secondary index;
+- ``score_batches``: each write's lead fields once, column by column, for drift monitoring;
+- ``score_lead_chunks``: the lead-id index, built in sorted chunks of ``index_every`` scores once that many have
+  arrived (``score_chunks`` lists them); lookups read the chunks plus the short unindexed tail.
+
+A conventional index on lead id would take a random B-tree insert per score, about one page written per score
+once the table outgrows memory: eight times the cost of the write itself at a million scores.
 """
 
 from __future__ import annotations
@@ -19,13 +29,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from itertools import islice
 from typing import Any, NamedTuple
 
 import orjson
 import pandas as pd
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -33,8 +41,8 @@ from sqlalchemy import (
     Dialect,
     Double,
     Engine,
-    Index,
     Integer,
+    LargeBinary,
     MetaData,
     Row,
     String,
@@ -43,8 +51,12 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    insert,
+    inspect,
+    literal,
     select,
     text,
+    union_all,
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
@@ -66,10 +78,13 @@ CONNECT_TIMEOUT_S = 3
 POOL_TIMEOUT_S = 5
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SCHEMA_ATTEMPTS = 6
+INDEX_EVERY = 100_000  # scores per lead-index chunk
+LOOKUP_CHUNK = 500  # lead ids per query when reading many leads' scores
 STOP_JOIN_GRACE_S = 2.0
 DROP_WARNING_INTERVAL_S = 10.0
 # PostgreSQL advisory-lock namespaces (first key of the two-key form): schema creation, outcome reports per lead.
 _SCHEMA_LOCK = (0x1EAD, 0)
+_SCORE_LOG_LOCK = (0x1EAD, 1)  # score writes and index chunks: ids become visible in order
 _OUTCOME_LOCK_NAMESPACE = 0x1EAE
 _TRANSIENT_ERRORS = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
 _OUTCOME_COLUMNS = [
@@ -86,11 +101,7 @@ _OUTCOME_COLUMNS = [
 
 
 class ScoreRecord(NamedTuple):
-    """One score as the service produced it; the writer thread turns it into a row.
-
-    A named tuple: batches create thousands of these on the request path, and a frozen dataclass costs
-    several times more to build.
-    """
+    """One score as the service produced it (see ``ScoreBatch.of_records``)."""
 
     lead_id: str | None
     model_version: str
@@ -98,6 +109,85 @@ class ScoreRecord(NamedTuple):
     grade: str
     scored_at: datetime  # timezone-aware UTC
     features: dict[str, Any]  # JSON-serialisable lead fields (PII already removed by the caller)
+
+
+class ScoreBatch(NamedTuple):
+    """Scores as columns, one list each, all of one length: what a request queues for the score log.
+
+    Columns, because a batch of 1,000 leads then costs the request a handful of list operations instead of
+    a thousand objects, and the writer stores the lead fields as they come.
+    """
+
+    lead_ids: list[str | None]
+    model_versions: list[str]
+    probabilities: list[float]
+    grades: list[str]
+    scored_at: list[datetime]  # timezone-aware
+    features: dict[str, list[Any]]  # one list per lead field, JSON-serialisable, PII already removed
+
+    @property
+    def count(self) -> int:
+        return len(self.lead_ids)
+
+    @classmethod
+    def of_records(cls, records: Sequence[ScoreRecord]) -> ScoreBatch:
+        names = dict.fromkeys(name for record in records for name in record.features)
+        return cls(
+            [r.lead_id for r in records],
+            [r.model_version for r in records],
+            [r.probability for r in records],
+            [r.grade for r in records],
+            [r.scored_at for r in records],
+            {name: [r.features.get(name) for r in records] for name in names},
+        )
+
+    def rows(self, positions: Sequence[int]) -> ScoreBatch:
+        """The scores at these positions, in this order."""
+        pick = [*positions]
+        return ScoreBatch(
+            [self.lead_ids[i] for i in pick],
+            [self.model_versions[i] for i in pick],
+            [self.probabilities[i] for i in pick],
+            [self.grades[i] for i in pick],
+            [self.scored_at[i] for i in pick],
+            {name: [values[i] for i in pick] for name, values in self.features.items()},
+        )
+
+
+def _size_of(queued: ScoreBatch | ScoreRecord) -> int:
+    return 1 if isinstance(queued, ScoreRecord) else queued.count
+
+
+def _as_one_batch(queued: Sequence[ScoreBatch | ScoreRecord]) -> ScoreBatch:
+    """Queued batches and single records as one batch, in order."""
+    batches: list[ScoreBatch] = []
+    records: list[ScoreRecord] = []
+    for item in queued:
+        if isinstance(item, ScoreRecord):
+            records.append(item)
+            continue
+        if records:
+            batches.append(ScoreBatch.of_records(records))
+            records = []
+        batches.append(item)
+    if records:
+        batches.append(ScoreBatch.of_records(records))
+    return concatenate(batches)
+
+
+def concatenate(batches: Sequence[ScoreBatch]) -> ScoreBatch:
+    """One batch of several, in order; a lead field missing from some batch is null there."""
+    if len(batches) == 1:
+        return batches[0]
+    names = dict.fromkeys(name for batch in batches for name in batch.features)
+    return ScoreBatch(
+        [v for b in batches for v in b.lead_ids],
+        [v for b in batches for v in b.model_versions],
+        [v for b in batches for v in b.probabilities],
+        [v for b in batches for v in b.grades],
+        [v for b in batches for v in b.scored_at],
+        {name: [v for b in batches for v in b.features.get(name) or [None] * b.count] for name in names},
+    )
 
 
 @dataclass(frozen=True)
@@ -110,6 +200,10 @@ class StoreStats:
     dropped: int  # refused because the queue was full (or the store was stopped)
     retries: int
     last_error: str | None
+
+
+class LayoutError(Exception):
+    """The database holds tables of an earlier leadscore layout."""
 
 
 class StoreUnavailable(Exception):
@@ -148,10 +242,33 @@ scores_table = Table(
     Column("model_version", String(MODEL_VERSION_LENGTH), nullable=False),
     Column("probability", Double, nullable=False),
     Column("grade", String(GRADE_LENGTH), nullable=False),
-    Column("scored_at", UTCDateTime, nullable=False, index=True),
-    Column("features", JSON, nullable=False),
-    # Serves lookups by lead and "this lead's latest score" straight from the index, whatever the planner's statistics.
-    Index("ix_scores_lead_id_scored_at", "lead_id", "scored_at", "id"),
+    Column("scored_at", UTCDateTime, nullable=False),
+)
+
+score_batches_table = Table(
+    "score_batches",
+    metadata,
+    Column("id", _ROW_ID, primary_key=True, autoincrement=True),
+    Column("size", Integer, nullable=False),
+    # JSON: {"lead_id": [...], "model_version": [...], "probability": [...], "grade": [...], "scored_at": [...],
+    # "features": {field: [...]}}, the scores of one write in order.
+    Column("columns", LargeBinary, nullable=False),
+)
+
+score_chunks_table = Table(
+    "score_chunks",
+    metadata,
+    Column("first_id", BigInteger, primary_key=True, autoincrement=False),  # the chunk's key in the index
+    Column("last_id", BigInteger, nullable=False),
+)
+
+score_lead_chunks_table = Table(
+    "score_lead_chunks",
+    metadata,
+    Column("chunk", BigInteger, primary_key=True, autoincrement=False),
+    Column("lead_id", String(LEAD_ID_LENGTH), primary_key=True),
+    Column("score_id", BigInteger, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
 )
 
 outcomes_table = Table(
@@ -200,13 +317,6 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
-def dump_json(value: Any) -> str:
-    """Serialise features fast; NaN becomes null (PostgreSQL's json type rejects NaN) and numpy scalars work."""
-    return orjson.dumps(
-        value, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-    ).decode()
-
-
 def _json_default(value: Any) -> Any:
     """Fallback for types orjson does not know: missing markers become null, anything else its text."""
     if value is pd.NA or value is pd.NaT:
@@ -222,34 +332,56 @@ def _check_length(name: str, value: str | None, limit: int) -> None:
         raise ValueError(f"{name} is {len(value)} characters long; at most {limit} are stored")
 
 
-def score_row(record: ScoreRecord) -> ScoreRecord:
-    """The record as it will be stored, validated so one bad record cannot sink its whole batch."""
-    lead_id, model_version, probability, grade, scored_at, features = record
-    _check_length("lead_id", lead_id, LEAD_ID_LENGTH)
-    _check_length("model_version", model_version, MODEL_VERSION_LENGTH)
-    _check_length("grade", grade, GRADE_LENGTH)
-    probability = float(probability)
-    if not math.isfinite(probability):
-        raise ValueError("probability is not a finite number")
-    return ScoreRecord(lead_id, model_version, probability, grade, as_utc(scored_at), features)
+def unstorable_rows(batch: ScoreBatch) -> dict[int, str]:
+    """Positions of scores the columns cannot hold, and why (never the values), checked the same way on SQLite
+    (which would accept them) and PostgreSQL, so one bad score cannot sink its whole batch."""
+    problems: dict[int, str] = {}
+    for name, values, limit in (
+        ("lead_id", batch.lead_ids, LEAD_ID_LENGTH),
+        ("model_version", batch.model_versions, MODEL_VERSION_LENGTH),
+        ("grade", batch.grades, GRADE_LENGTH),
+    ):
+        if any(value is not None and len(value) > limit for value in values):
+            for i, value in enumerate(values):
+                if value is not None and len(value) > limit:
+                    problems.setdefault(i, f"{name} is {len(value)} characters long; at most {limit} are stored")
+    if not all(map(math.isfinite, batch.probabilities)):
+        for i, probability in enumerate(batch.probabilities):
+            if not math.isfinite(probability):
+                problems.setdefault(i, "probability is not a finite number")
+    return problems
 
 
-_SCORE_COLUMNS = ScoreRecord._fields
-
-
-def _driver_insert(dialect: Dialect, rows: list[ScoreRecord]) -> tuple[str, list[tuple[Any, ...]]]:
+def _score_rows(dialect: Dialect, batch: ScoreBatch) -> tuple[str, list[tuple[Any, ...]]]:
     """The scores INSERT in the driver's parameter style, and one tuple per row, stored as SQLAlchemy stores them."""
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = f"INSERT INTO scores ({', '.join(_SCORE_COLUMNS)}) VALUES ({', '.join([marker] * len(_SCORE_COLUMNS))})"
-    timestamp = _sqlite_timestamp if dialect.name == "sqlite" else None
-    stamped: dict[datetime, Any] = {}  # a batch's scores mostly share one time: format each time once
-    parameters = []
-    for lead_id, model_version, probability, grade, scored_at, features in rows:
+    columns = ("lead_id", "model_version", "probability", "grade", "scored_at")
+    sql = f"INSERT INTO scores ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"
+    stored_time = _sqlite_timestamp if dialect.name == "sqlite" else as_utc
+    stamped: dict[datetime, Any] = {}  # a batch's scores mostly share one time: convert each time once
+    times = []
+    for scored_at in batch.scored_at:
         at = stamped.get(scored_at)
         if at is None:
-            at = stamped[scored_at] = timestamp(scored_at) if timestamp else scored_at
-        parameters.append((lead_id, model_version, probability, grade, at, dump_json(features)))
-    return sql, parameters
+            at = stamped[scored_at] = stored_time(scored_at)
+        times.append(at)
+    return sql, list(zip(batch.lead_ids, batch.model_versions, batch.probabilities, batch.grades, times, strict=True))
+
+
+def _columns_blob(batch: ScoreBatch) -> bytes:
+    """A write's scores and lead fields, column by column, as JSON (NaN as null, numpy scalars as numbers)."""
+    return orjson.dumps(
+        {
+            "lead_id": batch.lead_ids,
+            "model_version": batch.model_versions,
+            "probability": batch.probabilities,
+            "grade": batch.grades,
+            "scored_at": batch.scored_at,
+            "features": batch.features,
+        },
+        default=_json_default,
+        option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
+    )
 
 
 def _sqlite_timestamp(value: datetime) -> str:
@@ -273,8 +405,6 @@ def build_engine(url: URL) -> Engine:
     options: dict[str, Any] = {
         "pool_pre_ping": True,
         "hide_parameters": True,  # lead fields must never reach an exception message or a log
-        "json_serializer": dump_json,
-        "json_deserializer": orjson.loads,
     }
     if url.get_backend_name() == "postgresql":
         options |= {
@@ -305,6 +435,16 @@ def _create_schema(engine: Engine) -> None:
             time.sleep(0.05 * attempt)
 
 
+def _check_layout(engine: Engine) -> None:
+    """Refuse a database whose score log has the earlier one-row-per-score-with-fields layout."""
+    columns = {column["name"] for column in inspect(engine).get_columns("scores")}
+    if "features" in columns:
+        raise LayoutError(
+            "its scores table has the earlier layout (one row per score with the lead fields as JSON); "
+            "point LEADSCORE_DATABASE_URL at a new database, or rename that table to keep its history"
+        )
+
+
 def _outcome_dict(row: Row[Any], revision: int) -> dict[str, Any]:
     """One outcome report as the API returns it."""
     return {
@@ -322,38 +462,87 @@ def _utc_series(values: list[Any]) -> pd.Series:
     return pd.Series(pd.to_datetime(values, utc=True), dtype="datetime64[us, UTC]")
 
 
-def _scores_frame(rows: Sequence[Row[Any]]) -> pd.DataFrame:
-    """Scores as a table with one column per feature; a feature named like a score column gets a `feature_` prefix."""
-    frame = pd.DataFrame(
-        {
-            "lead_id": pd.Series([r.lead_id for r in rows], dtype=object),
-            "model_version": pd.Series([r.model_version for r in rows], dtype=object),
-            "probability": pd.Series([r.probability for r in rows], dtype="float64"),
-            "grade": pd.Series([r.grade for r in rows], dtype=object),
-            "scored_at": _utc_series([r.scored_at for r in rows]),
-        }
-    )
-    features = pd.DataFrame.from_records([r.features or {} for r in rows], index=frame.index)
-    features = features.rename(columns={c: f"feature_{c}" for c in features.columns if c in frame.columns})
-    return pd.concat([frame, features], axis=1) if len(features.columns) else frame
+_SCORE_FRAME_COLUMNS = ["lead_id", "model_version", "probability", "grade", "scored_at"]
 
 
-def _scored_outcomes_frame(rows: Sequence[Row[Any]]) -> pd.DataFrame:
+def _scores_frame(blobs: Sequence[bytes], limit: int) -> pd.DataFrame:
+    """The newest ``limit`` scores of these writes (given newest first) with one column per lead field,
+    newest first; a field named like a score column gets a `feature_` prefix."""
+    parts = []
+    for blob in blobs:
+        columns = orjson.loads(blob)
+        features = columns.pop("features")
+        part = pd.DataFrame(columns).assign(**{f"feature:{name}": values for name, values in features.items()})
+        parts.append(part.iloc[::-1])
+    if not parts:
+        return pd.DataFrame(
+            {
+                "lead_id": pd.Series(dtype=object),
+                "model_version": pd.Series(dtype=object),
+                "probability": pd.Series(dtype="float64"),
+                "grade": pd.Series(dtype=object),
+                "scored_at": _utc_series([]),
+            }
+        )
+    frame = pd.concat(parts, ignore_index=True).head(limit)
+    frame["probability"] = frame["probability"].astype("float64")
+    frame["scored_at"] = pd.to_datetime(frame["scored_at"], utc=True, format="ISO8601").astype("datetime64[us, UTC]")
+    frame = frame.sort_values("scored_at", ascending=False, kind="stable", ignore_index=True)
+    names = {c: c.removeprefix("feature:") for c in frame.columns if c.startswith("feature:")}
+    return frame.rename(columns={c: f"feature_{n}" if n in _SCORE_FRAME_COLUMNS else n for c, n in names.items()})
+
+
+def _scored_outcomes_frame(pairs: Sequence[tuple[Row[Any], Row[Any]]]) -> pd.DataFrame:
     """Latest score beside latest outcome, one row per lead, with stable dtypes even when empty."""
+    scores = [score for score, _ in pairs]
+    outcomes = [outcome for _, outcome in pairs]
     return pd.DataFrame(
         {
-            "lead_id": pd.Series([r.lead_id for r in rows], dtype=object),
-            "model_version": pd.Series([r.model_version for r in rows], dtype=object),
-            "probability": pd.Series([r.probability for r in rows], dtype="float64"),
-            "grade": pd.Series([r.grade for r in rows], dtype=object),
-            "scored_at": _utc_series([r.scored_at for r in rows]),
-            "converted": pd.Series([bool(r.converted) for r in rows], dtype=bool),
-            "value": pd.Series([r.value for r in rows], dtype="float64"),
-            "occurred_at": _utc_series([r.occurred_at for r in rows]),
-            "reported_at": _utc_series([r.reported_at for r in rows]),
+            "lead_id": pd.Series([r.lead_id for r in scores], dtype=object),
+            "model_version": pd.Series([r.model_version for r in scores], dtype=object),
+            "probability": pd.Series([r.probability for r in scores], dtype="float64"),
+            "grade": pd.Series([r.grade for r in scores], dtype=object),
+            "scored_at": _utc_series([r.scored_at for r in scores]),
+            "converted": pd.Series([bool(r.converted) for r in outcomes], dtype=bool),
+            "value": pd.Series([r.value for r in outcomes], dtype="float64"),
+            "occurred_at": _utc_series([r.occurred_at for r in outcomes]),
+            "reported_at": _utc_series([r.reported_at for r in outcomes]),
         },
         columns=_OUTCOME_COLUMNS,
     )
+
+
+def _score_ids_of(lead_ids: list[str]) -> Any:
+    """The ids of these leads' scores: from the lead index's chunks, plus the unindexed tail after the last chunk.
+
+    One statement, so it reads one snapshot: a chunk made meanwhile cannot hide or double a score.
+    """
+    s, chunks, entries = scores_table.c, score_chunks_table.c, score_lead_chunks_table.c
+    indexed_through = select(func.coalesce(func.max(chunks.last_id), 0)).scalar_subquery()
+    return union_all(
+        # naming every chunk lets the database probe each one's (chunk, lead_id) range in the primary key
+        select(entries.score_id).where(entries.chunk.in_(select(chunks.first_id)), entries.lead_id.in_(lead_ids)),
+        select(s.id).where(s.id > indexed_through, s.lead_id.in_(lead_ids)),
+    )
+
+
+def _latest_scores_of(lead_ids: list[str]) -> Any:
+    """Each lead's latest score (by time, then id)."""
+    s = scores_table.c
+    ranked = (
+        select(
+            s.id,
+            s.lead_id,
+            s.model_version,
+            s.probability,
+            s.grade,
+            s.scored_at,
+            func.row_number().over(partition_by=s.lead_id, order_by=(s.scored_at.desc(), s.id.desc())).label("rank"),
+        )
+        .where(s.id.in_(_score_ids_of(lead_ids)))
+        .subquery()
+    )
+    return select(ranked).where(ranked.c.rank == 1)
 
 
 _running_stores: weakref.WeakSet[ScoreStore] = weakref.WeakSet()
@@ -376,21 +565,24 @@ class ScoreStore:
         flush_interval_s: float = 0.2,
         max_queue: int = 200_000,
         retry_delays_s: tuple[float, ...] = (0.1, 0.5, 1, 2, 5),
+        index_every: int = INDEX_EVERY,
     ) -> None:
-        if batch_size < 1 or max_queue < 1 or flush_interval_s <= 0:
-            raise ValueError("batch_size and max_queue must be at least 1 and flush_interval_s above 0")
+        if batch_size < 1 or max_queue < 1 or index_every < 1 or flush_interval_s <= 0:
+            raise ValueError("batch_size, max_queue and index_every must be at least 1 and flush_interval_s above 0")
         self._url = database_url(url)
         self.safe_url = redact_url(self._url)
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
         self._max_queue = max_queue
         self._retry_delays_s = tuple(retry_delays_s)
+        self._index_every = index_every
         self._engine: Engine | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._has_work = threading.Condition(self._lock)  # the writer waits here
         self._progress = threading.Condition(self._lock)  # flush() waits here
-        self._pending: deque[ScoreRecord] = deque()
+        self._pending: deque[ScoreBatch | ScoreRecord] = deque()
+        self._pending_rows = 0
         self._in_flight = 0
         self._accepted = 0
         self._done = 0  # written + failed
@@ -417,9 +609,12 @@ class ScoreStore:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
             _create_schema(engine)
+            _check_layout(engine)
         except Exception as exc:
             if engine is not None:
                 engine.dispose()
+            if isinstance(exc, LayoutError):
+                raise StoreUnavailable(f"cannot use the score database at {self.safe_url}: {exc}") from exc
             raise StoreUnavailable(
                 f"cannot open the score database at {self.safe_url} ({describe_error(exc, self._url.password)}); "
                 "check LEADSCORE_DATABASE_URL and that the database is running"
@@ -466,27 +661,36 @@ class ScoreStore:
 
     # ---- the score log: request side -------------------------------------------------------------------------
 
-    def enqueue(self, records: Sequence[ScoreRecord]) -> None:
-        """Hand scores to the writer: an append under a short lock, no I/O, never an exception."""
+    def enqueue(self, batch: ScoreBatch | ScoreRecord) -> None:
+        """Hand scores to the writer: an append under a short lock, no I/O, never an exception.
+
+        One lead's score may come as a ``ScoreRecord``: two objects instead of a batch's two dozen lists,
+        which the garbage collector would otherwise walk while thousands of single scores wait to be written.
+        """
         try:
-            count = len(records)
+            count = _size_of(batch)
             if not count:
                 return
             with self._lock:
-                room = 0 if self._closed else self._max_queue - len(self._pending)
-                accepted = min(count, room)
-                if accepted > 0:
+                room = 0 if self._closed else self._max_queue - self._pending_rows
+                accepted = max(min(count, room), 0)
+                if accepted:
                     was_empty = not self._pending
-                    self._pending.extend(records if accepted == count else islice(records, accepted))
+                    self._pending.append(batch if accepted == count else batch.rows(range(accepted)))  # type: ignore[union-attr]
+                    self._pending_rows += accepted
                     self._accepted += accepted
-                    if was_empty or len(self._pending) >= self._batch_size:
+                    if was_empty or self._pending_rows >= self._batch_size:
                         self._has_work.notify()
-                dropped = count - max(accepted, 0)
+                dropped = count - accepted
                 self._dropped += dropped
             if dropped:
                 self._warn_dropped()
         except Exception:  # the reply must not fail because the score log did
             log.exception("scores could not be queued for the score log; they are not stored")
+
+    def enqueue_records(self, records: Sequence[ScoreRecord]) -> None:
+        """As ``enqueue``, for several scores one record each."""
+        self.enqueue(ScoreBatch.of_records(records))
 
     def flush(self, timeout_s: float = 10.0) -> None:
         """Block until every score queued so far is written or given up; TimeoutError if that takes longer."""
@@ -507,7 +711,7 @@ class ScoreStore:
         """The writer's counters right now."""
         with self._lock:
             return StoreStats(
-                queued=len(self._pending) + self._in_flight,
+                queued=self._pending_rows + self._in_flight,
                 written=self._written,
                 failed=self._failed,
                 dropped=self._dropped,
@@ -532,11 +736,12 @@ class ScoreStore:
             try:
                 self._write_batch(engine, batch)
             except Exception as exc:  # a bug here must not kill the thread and leave records unaccounted for
-                log.exception("score writer failed unexpectedly; %d scores not written", len(batch))
+                log.exception("score writer failed unexpectedly; %d scores not written", batch.count)
                 with self._lock:
                     self._settle_locked(failed=self._in_flight, error=describe_error(exc, self._url.password))
+            self._index_new_scores(engine)
 
-    def _next_batch(self) -> list[ScoreRecord] | None:
+    def _next_batch(self) -> ScoreBatch | None:
         """Wait for a full batch, the flush interval, a flush request or shutdown; None once stopped and drained."""
         with self._lock:
             linger_until: float | None = None
@@ -544,7 +749,7 @@ class ScoreStore:
                 if self._deadline is not None and time.monotonic() >= self._deadline:
                     self._abandon_queue("stop() ran out of time before they were written")
                     return None
-                waiting = len(self._pending)
+                waiting = self._pending_rows
                 if waiting >= self._batch_size:
                     break
                 if not waiting:
@@ -560,23 +765,28 @@ class ScoreStore:
                 if now >= linger_until:
                     break
                 self._has_work.wait(linger_until - now)
-            size = min(len(self._pending), self._batch_size)
-            batch = [self._pending.popleft() for _ in range(size)]
-            self._in_flight = size
+            taken = [self._pending.popleft()]  # whole requests' batches, up to about batch_size scores
+            size = _size_of(taken[0])
+            while self._pending and size + _size_of(self._pending[0]) <= self._batch_size:
+                taken.append(self._pending.popleft())
+                size += _size_of(taken[-1])
+            batch = _as_one_batch(taken)
+            self._pending_rows -= batch.count
+            self._in_flight = batch.count
             return batch
 
-    def _write_batch(self, engine: Engine, batch: list[ScoreRecord]) -> None:
-        """Write one batch, retrying through outages; every record ends up counted as written or failed."""
-        rows = self._valid_rows(batch)
+    def _write_batch(self, engine: Engine, batch: ScoreBatch) -> None:
+        """Write one batch, retrying through outages; every score ends up counted as written or failed."""
+        rows: ScoreBatch | None = self._storable(batch)
         attempt = 0
-        while rows:
+        while rows is not None:
             try:
                 self._insert(engine, rows)
             except Exception as exc:
                 error: BaseException = exc
                 if not is_transient(exc):  # bad data, not a bad connection: find the culprits row by row
                     rows, error = self._insert_one_by_one(engine, rows)
-                    if not rows:
+                    if rows is None:
                         return
                 if attempt >= len(self._retry_delays_s) or not self._wait_before_retry(error, attempt):
                     self._give_up(rows, error, attempt + 1)
@@ -584,49 +794,80 @@ class ScoreStore:
                 attempt += 1
                 continue
             if attempt:
-                log.info("score log: database reachable again; %d scores written", len(rows))
-            self._settle(written=len(rows))
+                log.info("score log: database reachable again; %d scores written", rows.count)
+            self._settle(written=rows.count)
             return
 
-    def _valid_rows(self, batch: list[ScoreRecord]) -> list[ScoreRecord]:
-        """Rows for the records that can be stored; the others are counted as failed, saying why (no values)."""
-        rows: list[ScoreRecord] = []
-        for record in batch:
-            try:
-                rows.append(score_row(record))
-            except Exception as exc:
-                message = f"score record rejected: {type(exc).__name__}: {exc}"
-                log.warning("score log: %s", message)
-                self._settle(failed=1, error=message)
-        return rows
+    def _storable(self, batch: ScoreBatch) -> ScoreBatch | None:
+        """The scores that can be stored; the others are counted as failed, saying why (no values)."""
+        problems = unstorable_rows(batch)
+        for message in problems.values():
+            message = f"score record rejected: {message}"
+            log.warning("score log: %s", message)
+            self._settle(failed=1, error=message)
+        if not problems:
+            return batch
+        if len(problems) == batch.count:
+            return None
+        return batch.rows([i for i in range(batch.count) if i not in problems])
 
     @staticmethod
-    def _insert(engine: Engine, rows: list[ScoreRecord]) -> None:
-        """One executemany in one transaction, straight to the driver.
+    def _insert(engine: Engine, batch: ScoreBatch) -> None:
+        """One transaction: the write's columns blob, then the narrow rows in one executemany, straight to the driver.
 
         SQLAlchemy's per-row type processing costs ~20 µs a row under the GIL, which the request threads
         feel as latency; the driver's executemany of ready-made tuples costs a fraction of that.
         """
-        sql, parameters = _driver_insert(engine.dialect, rows)
+        sql, parameters = _score_rows(engine.dialect, batch)
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # ids become visible in order, as on SQLite (see _index_new_scores)
+                conn.execute(select(func.pg_advisory_xact_lock(*_SCORE_LOG_LOCK)))
+            conn.execute(insert(score_batches_table), {"size": batch.count, "columns": _columns_blob(batch)})
             conn.exec_driver_sql(sql, parameters)
 
-    def _insert_one_by_one(self, engine: Engine, rows: list[ScoreRecord]) -> tuple[list[ScoreRecord], BaseException]:
+    def _insert_one_by_one(self, engine: Engine, batch: ScoreBatch) -> tuple[ScoreBatch | None, BaseException]:
         """Store what can be stored and count the rest as failed; stop at a connection error and return what is left."""
         last_error: BaseException = RuntimeError("no error")
-        for position, row in enumerate(rows):
+        for position in range(batch.count):
             try:
-                self._insert(engine, [row])
+                self._insert(engine, batch.rows([position]))
             except Exception as exc:
                 if is_transient(exc):
-                    return rows[position:], exc
+                    return batch.rows(range(position, batch.count)), exc
                 message = f"score record rejected by the database: {describe_error(exc, self._url.password)}"
                 log.warning("score log: %s", message)
                 self._settle(failed=1, error=message)
                 last_error = exc
                 continue
             self._settle(written=1)
-        return [], last_error
+        return None, last_error
+
+    def _index_new_scores(self, engine: Engine) -> None:
+        """Once ``index_every`` scores wait unindexed, add them to the lead index as one chunk sorted by lead id.
+
+        Each chunk lands after the previous ones, so the index only ever grows at its end. Ids must become
+        visible in order for the tail (ids after the last chunk) to hold every unindexed score: SQLite has
+        one writer at a time, and on PostgreSQL writes and chunks take the same advisory lock.
+        """
+        chunks, s = score_chunks_table.c, scores_table.c
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(select(func.pg_advisory_xact_lock(*_SCORE_LOG_LOCK)))
+                indexed = conn.execute(select(func.coalesce(func.max(chunks.last_id), 0))).scalar_one()
+                newest = conn.execute(select(func.coalesce(func.max(s.id), 0))).scalar_one()
+                if newest - indexed < self._index_every:
+                    return
+                # another worker process making the same chunk fails here, on the chunk's key, and rolls back
+                conn.execute(insert(score_chunks_table), {"first_id": indexed + 1, "last_id": newest})
+                rows = (
+                    select(literal(indexed + 1, BigInteger), s.lead_id, s.id)
+                    .where(s.id > indexed, s.id <= newest, s.lead_id.is_not(None))
+                    .order_by(s.lead_id, s.id)
+                )
+                conn.execute(score_lead_chunks_table.insert().from_select(["chunk", "lead_id", "score_id"], rows))
+        except Exception as exc:  # the scores are stored; the chunk is made on a later try
+            log.info("score log: lead index not extended this time (%s)", describe_error(exc, self._url.password))
 
     def _wait_before_retry(self, error: BaseException, attempt: int) -> bool:
         """Count and log a retry, then sleep its delay; False when stop()'s deadline leaves no time for it."""
@@ -647,12 +888,12 @@ class ScoreStore:
         time.sleep(delay)
         return True
 
-    def _give_up(self, rows: list[ScoreRecord], error: BaseException, attempts: int) -> None:
+    def _give_up(self, rows: ScoreBatch, error: BaseException, attempts: int) -> None:
         """Count a batch as failed after its last attempt, loudly."""
         reason = describe_error(error, self._url.password)
-        message = f"gave up on {len(rows)} scores after {attempts} attempts: {reason}"
+        message = f"gave up on {rows.count} scores after {attempts} attempts: {reason}"
         log.error("score log (%s): %s", self.safe_url, message)
-        self._settle(failed=len(rows), error=message)
+        self._settle(failed=rows.count, error=message)
 
     def _settle(self, written: int = 0, failed: int = 0, error: str | None = None) -> None:
         """Record the fate of records from the batch in flight and wake flush() callers."""
@@ -673,8 +914,9 @@ class ScoreStore:
         """Count what is still queued as failed (caller holds the lock): shutdown must not lose records silently."""
         if not self._pending:
             return
-        lost = len(self._pending)
+        lost = self._pending_rows
         self._pending.clear()
+        self._pending_rows = 0
         self._failed += lost
         self._done += lost
         self._last_error = f"{lost} scores not written: {reason}"
@@ -724,7 +966,7 @@ class ScoreStore:
         s = scores_table.c
         query = (
             select(s.model_version, s.probability, s.grade, s.scored_at)
-            .where(s.lead_id == lead_id)
+            .where(s.id.in_(_score_ids_of([lead_id])))
             .order_by(s.scored_at.desc(), s.id.desc())
             .limit(limit)
         )
@@ -732,48 +974,33 @@ class ScoreStore:
 
     def recent_scores(self, limit: int) -> pd.DataFrame:
         """The newest scores with one column per lead field, for drift monitoring."""
-        s = scores_table.c
-        query = (
-            select(s.lead_id, s.model_version, s.probability, s.grade, s.scored_at, s.features)
-            .order_by(s.scored_at.desc(), s.id.desc())
-            .limit(limit)
-        )
-        return _scores_frame(self._fetch("read recent scores", query))
+        b = score_batches_table.c
+        blobs: list[bytes] = []
+        found, before = 0, None
+        with self._database("read recent scores") as engine, engine.connect() as conn:
+            while found < limit:
+                query = select(b.id, b.size, b.columns).order_by(b.id.desc()).limit(16)
+                page = conn.execute(query if before is None else query.where(b.id < before)).all()
+                if not page:
+                    break
+                for row in page:
+                    if found < limit:
+                        blobs.append(row.columns)
+                        found += row.size
+                before = page[-1].id
+        return _scores_frame(blobs, limit)
 
     def scored_outcomes(self, limit: int = 100_000) -> pd.DataFrame:
         """Per lead with both: its latest score beside its latest outcome, newest scores first, for live performance."""
-        o, s = outcomes_table.c, scores_table.c
-        newer = scores_table.alias("newer")
-        latest_score_id = (
-            select(newer.c.id)
-            .where(newer.c.lead_id == o.lead_id)
-            .order_by(newer.c.scored_at.desc(), newer.c.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        per_lead = (
-            select(o.lead_id, func.max(o.id).label("outcome_id"), latest_score_id.label("score_id"))
-            .group_by(o.lead_id)
-            .subquery("per_lead")
-        )
-        query = (
-            select(
-                per_lead.c.lead_id,
-                s.model_version,
-                s.probability,
-                s.grade,
-                s.scored_at,
-                o.converted,
-                o.value,
-                o.occurred_at,
-                o.reported_at,
-            )
-            .join_from(per_lead, scores_table, s.id == per_lead.c.score_id)
-            .join(outcomes_table, o.id == per_lead.c.outcome_id)
-            .order_by(s.scored_at.desc(), s.id.desc())
-            .limit(limit)
-        )
-        return _scored_outcomes_frame(self._fetch("read scored outcomes", query))
+        o = outcomes_table.c
+        latest_reports = select(outcomes_table).where(o.id.in_(select(func.max(o.id)).group_by(o.lead_id)))
+        outcomes = {row.lead_id: row for row in self._fetch("read outcomes", latest_reports)}
+        leads = list(outcomes)
+        scores = []
+        for start in range(0, len(leads), LOOKUP_CHUNK):
+            scores += self._fetch("read scored outcomes", _latest_scores_of(leads[start : start + LOOKUP_CHUNK]))
+        scores.sort(key=lambda row: (row.scored_at, row.id), reverse=True)
+        return _scored_outcomes_frame([(score, outcomes[score.lead_id]) for score in scores[:limit]])
 
     # ---- plumbing --------------------------------------------------------------------------------------------
 

@@ -163,8 +163,8 @@ def test_pii_is_accepted_but_never_stored(client: TestClient, trained: Trained, 
     raw = b"".join(path.read_bytes() for path in tmp_path.glob("scores.db*"))
     assert b"planted.pii.7731" not in raw and b"Planted Person" not in raw
     with sqlite3.connect(tmp_path / "scores.db") as db:
-        (features,) = db.execute("select features from scores order by id desc limit 1").fetchone()
-    stored = json.loads(features)
+        (columns,) = db.execute("select columns from score_batches order by id desc limit 1").fetchone()
+    stored = json.loads(columns)["features"]
     assert "owns_home" in stored and not {"email", "full_name"} & set(stored)
 
 

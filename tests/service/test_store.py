@@ -15,7 +15,15 @@ import numpy as np
 import pytest
 from sqlalchemy import ColumnElement, Table, create_engine, func, select
 
-from service.store import ScoreRecord, ScoreStore, StoreUnavailable, outcomes_table, scores_table
+from service.store import (
+    ScoreRecord,
+    ScoreStore,
+    StoreUnavailable,
+    outcomes_table,
+    score_chunks_table,
+    score_lead_chunks_table,
+    scores_table,
+)
 from tests.pg import free_port, running_postgres
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -74,8 +82,8 @@ def test_flushed_scores_are_all_there_exactly(store: ScoreStore, database_url: s
         {"nested": {"a": [1, 2.5, None]}, "text": "é ü", "big": 2**53, "missing": None},
     )  # fmt: skip
     for chunk in range(0, len(records), 100):
-        store.enqueue(records[chunk : chunk + 100])
-    store.enqueue([odd])
+        store.enqueue_records(records[chunk : chunk + 100])
+    store.enqueue_records([odd])
     store.flush()
 
     assert store.stats.written == 1_001 and store.stats.queued == 0
@@ -84,10 +92,18 @@ def test_flushed_scores_are_all_there_exactly(store: ScoreStore, database_url: s
         stored = {r.lead_id: r for r in conn.execute(select(scores_table))}
     engine.dispose()
     assert len(stored) == 1_001
+    logged = store.recent_scores(2_000).set_index("lead_id")
+    assert len(logged) == 1_001
     for record in [*records, odd]:
-        row = stored[record.lead_id]
-        assert row.probability == record.probability  # exact float64, not approximately
-        assert row.features == record.features
+        assert stored[record.lead_id].probability == record.probability  # exact float64, not approximately
+        assert logged.loc[record.lead_id, "probability"] == record.probability
+        for name, value in record.features.items():
+            assert logged.loc[record.lead_id, name] == value
+        assert (
+            logged.loc[record.lead_id, list(set(logged.columns) & {"age", "nested"} - set(record.features))]
+            .isna()
+            .all()
+        )
     [latest] = store.score_history("odd")
     assert latest["scored_at"] == datetime(2024, 3, 2, 10, 0, tzinfo=UTC)
     assert latest["scored_at"].utcoffset() == timedelta(0)
@@ -96,7 +112,7 @@ def test_flushed_scores_are_all_there_exactly(store: ScoreStore, database_url: s
 
 def test_stop_writes_everything_queued_just_before(store: ScoreStore, database_url: str) -> None:
     for chunk in range(200):
-        store.enqueue(make_records(100, start=chunk * 100))
+        store.enqueue_records(make_records(100, start=chunk * 100))
     store.stop()
 
     assert count_rows(database_url, scores_table) == 20_000
@@ -124,7 +140,7 @@ def test_outcomes_latest_wins_history_kept_and_committed(store: ScoreStore, data
 
 
 def test_scored_outcomes_pair_the_latest_score_with_the_latest_outcome(store: ScoreStore) -> None:
-    store.enqueue(
+    store.enqueue_records(
         [
             ScoreRecord("a", "v1", 0.2, "C", T0, {"age": 30}),
             ScoreRecord("a", "v2", 0.7, "A", T0 + timedelta(hours=2), {"age": 30}),
@@ -149,7 +165,7 @@ def test_scored_outcomes_pair_the_latest_score_with_the_latest_outcome(store: Sc
 
 
 def test_recent_scores_are_newest_first_with_a_column_per_field(store: ScoreStore) -> None:
-    store.enqueue(make_records(50))
+    store.enqueue_records(make_records(50))
     store.flush()
 
     frame = store.recent_scores(10)
@@ -177,7 +193,9 @@ def test_two_stores_on_one_sqlite_file_lose_nothing(tmp_path: Path) -> None:
 
     def serve(worker: int) -> None:
         for request in range(100):
-            stores[worker].enqueue(make_records(100, start=worker * 10_000 + request * 100, prefix=f"w{worker}"))
+            stores[worker].enqueue_records(
+                make_records(100, start=worker * 10_000 + request * 100, prefix=f"w{worker}")
+            )
             if request % 10 == 0:
                 stores[worker].record_outcome(f"w{worker}-{request}", converted=True, value=None, occurred_at=None)
 
@@ -195,7 +213,7 @@ def test_a_bad_record_does_not_sink_its_batch(store: ScoreStore, database_url: s
     records = make_records(100)
     records[10] = ScoreRecord("x" * 300, "v1", 0.5, "A", T0, {})
     records[20] = ScoreRecord("nan", "v1", float("nan"), "A", T0, {})
-    store.enqueue(records)
+    store.enqueue_records(records)
     store.flush()
 
     assert (store.stats.written, store.stats.failed) == (98, 2)
@@ -206,7 +224,7 @@ def test_a_bad_record_does_not_sink_its_batch(store: ScoreStore, database_url: s
 def test_a_full_queue_counts_what_it_drops(tmp_path: Path) -> None:
     idle = ScoreStore(f"sqlite:///{tmp_path / 'x.db'}", max_queue=10)  # never started: nothing drains the queue
 
-    idle.enqueue(make_records(15))
+    idle.enqueue_records(make_records(15))
     idle.enqueue(None)  # type: ignore[arg-type]  # a caller bug is logged, not raised into the request
 
     assert (idle.stats.queued, idle.stats.dropped) == (10, 5)
@@ -238,12 +256,12 @@ def test_postgres_outage_is_counted_and_recovered(tmp_path: Path, caplog: pytest
         def feed() -> None:
             nonlocal fed
             while not feeding.is_set():
-                store.enqueue(make_records(5, start=10_000 + fed, prefix="during"))
+                store.enqueue_records(make_records(5, start=10_000 + fed, prefix="during"))
                 fed += 5
                 time.sleep(0.005)
 
         try:
-            store.enqueue(make_records(200, prefix="before"))
+            store.enqueue_records(make_records(200, prefix="before"))
             store.flush()
             feeder = threading.Thread(target=feed)
             feeder.start()
@@ -263,7 +281,7 @@ def test_postgres_outage_is_counted_and_recovered(tmp_path: Path, caplog: pytest
             feeder.join()
             after = make_records(100, prefix="after")
             after[0] = ScoreRecord("after-0", "v1", 0.5, "A", T0, {"note": FIELD_VALUE})
-            store.enqueue(after)
+            store.enqueue_records(after)
             store.flush(timeout_s=20)
 
             assert store.record_outcome("lead-1", converted=True, value=3.0, occurred_at=None)["revision"] == 1
@@ -278,3 +296,77 @@ def test_postgres_outage_is_counted_and_recovered(tmp_path: Path, caplog: pytest
             store.stop()
     assert "retry" in caplog.text
     assert PASSWORD not in caplog.text and FIELD_VALUE not in caplog.text
+
+
+def _history_probabilities(store: ScoreStore, lead_id: str) -> list[float]:
+    return [row["probability"] for row in store.score_history(lead_id, limit=1_000)]
+
+
+def test_lead_lookups_read_the_index_chunks_and_the_unindexed_tail(database_url: str) -> None:
+    store = ScoreStore(database_url, batch_size=100, flush_interval_s=0.01, index_every=250)
+    store.start()
+    try:
+        records = []
+        for request in range(13):  # ten leads scored again and again, plus one lead per request
+            records += [
+                ScoreRecord(f"lead-{i}", "v1", (request * 100 + i) / 10_000, "A", T0 + timedelta(minutes=request), {})
+                for i in range(10)
+            ]
+            records += [ScoreRecord(f"once-{request}", "v1", 0.5, "B", T0, {}) for _ in range(90)]
+        for start in range(0, len(records), 100):
+            store.enqueue_records(records[start : start + 100])
+            store.flush()
+        chunks = count_rows(database_url, score_chunks_table)
+        indexed = count_rows(database_url, score_lead_chunks_table)
+
+        assert chunks >= 3 and 0 < indexed < len(records)  # several chunks made, and a tail still unindexed
+        for i in range(10):
+            expected = [(request * 100 + i) / 10_000 for request in reversed(range(13))]
+            assert _history_probabilities(store, f"lead-{i}") == expected  # all thirteen, newest first, none twice
+        assert len(_history_probabilities(store, "once-11")) == 90  # in a chunk
+        assert len(_history_probabilities(store, "once-12")) == 90  # in the tail
+        store.record_outcome("lead-3", converted=True, value=None, occurred_at=None)
+        store.record_outcome("once-0", converted=True, value=None, occurred_at=None)
+        assert store.scored_outcomes()["probability"].tolist() == [(12 * 100 + 3) / 10_000, 0.5]
+    finally:
+        store.stop()
+
+
+def test_two_writers_index_every_score_exactly_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    stores = [ScoreStore(url, batch_size=100, flush_interval_s=0.005, index_every=300) for _ in range(2)]
+    for started in stores:
+        started.start()
+
+    def serve(worker: int) -> None:
+        for request in range(40):
+            stores[worker].enqueue_records(make_records(50, start=request * 50, prefix=f"w{worker}"))
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(serve, [0, 1]))
+    for started in stores:
+        started.flush()
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        chunks = conn.execute(select(score_chunks_table).order_by(score_chunks_table.c.first_id)).all()
+        indexed = [row.score_id for row in conn.execute(select(score_lead_chunks_table.c.score_id))]
+        newest = conn.execute(select(func.max(scores_table.c.id))).scalar_one()
+    engine.dispose()
+    for started in stores:
+        started.stop()
+
+    assert len(chunks) >= 5
+    assert [c.first_id for c in chunks] == [1, *[c.last_id + 1 for c in chunks[:-1]]]  # no gap, no overlap
+    assert sorted(indexed) == list(range(1, chunks[-1].last_id + 1))
+    assert newest == 4_000
+
+
+def test_a_database_of_the_earlier_layout_is_refused_by_name(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE scores (id INTEGER PRIMARY KEY, lead_id TEXT, features JSON)")
+    engine.dispose()
+
+    with pytest.raises(StoreUnavailable, match="earlier layout"):
+        ScoreStore(url).start()
