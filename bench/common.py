@@ -84,6 +84,7 @@ def start_server(command: list[str], env: dict[str, str], ready_path: str, port:
 
 @dataclass(frozen=True)
 class WrkResult:
+    requests: int  # answered within the run
     requests_per_s: float
     p50_ms: float
     p99_ms: float
@@ -133,7 +134,8 @@ def run_wrk(url: str, body: bytes, seconds: int, connections: int, threads: int 
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     socket_errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non2xx = int(re.search(r"non2xx (\d+)", out).group(1))
-    return WrkResult(rate, _latency_ms(out, "50"), _latency_ms(out, "99"), socket_errors + non2xx)
+    answered = int(re.search(r"(\d+) requests in", out).group(1))
+    return WrkResult(answered, rate, _latency_ms(out, "50"), _latency_ms(out, "99"), socket_errors + non2xx)
 
 
 def markdown_table(title: str, header: list[str], rows: list[list[str]]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -57,26 +58,24 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="leadscore-bench-serve-"))
     bundle_dir = train_bundle(20_000, 0, work)
     one, batch = _lead_bodies()
-    env = {
-        "LEADSCORE_MODEL_DIR": str(bundle_dir),
-        "LEADSCORE_DATABASE_URL": f"sqlite:///{work / 'scores.db'}",
-        "PYTHONPATH": str(REPO),
-        "LEADSCORE_API_KEYS": "",
-        "LEADSCORE_ADMIN_KEYS": "",
-    }
-    results = {}
+    results, stored = {}, {}
 
     for workers in (1, 2):
+        database = work / f"scores-{workers}-workers.db"
+        env = {
+            "LEADSCORE_MODEL_DIR": str(bundle_dir),
+            "LEADSCORE_DATABASE_URL": f"sqlite:///{database}",
+            "PYTHONPATH": str(REPO),
+            "LEADSCORE_API_KEYS": "",
+            "LEADSCORE_ADMIN_KEYS": "",
+        }
         bare_port, real_port = free_port(), free_port()
         bare = start_server(_uvicorn("bench.bare_app:create_bare_app", bare_port, workers), env, "/readyz", bare_port)
         real = start_server(_uvicorn("service.app:create_app", real_port, workers), env, "/readyz", real_port)
         try:
-            for url, body in (
-                (f"{bare.url}/bare", one),
-                (f"{real.url}/v1/leads/score", one),
-                (f"{real.url}/v1/leads/score/batch?reasons=false", batch),
-            ):
-                run_wrk(url, body, 2, CONNECTIONS)  # warm-up, discarded: first requests initialise lazily
+            run_wrk(f"{bare.url}/bare", one, 2, CONNECTIONS)  # warm-ups, discarded: first requests initialise lazily
+            warm_scores = run_wrk(f"{real.url}/v1/leads/score", one, 2, CONNECTIONS).requests
+            warm_scores += BATCH * run_wrk(f"{real.url}/v1/leads/score/batch?reasons=false", batch, 2, 4).requests
             runs = {
                 "bare": run_wrk(f"{bare.url}/bare", one, SECONDS, CONNECTIONS),
                 "score, no reasons": run_wrk(f"{real.url}/v1/leads/score?reasons=false", one, SECONDS, CONNECTIONS),
@@ -87,8 +86,14 @@ def main() -> None:
             }
         finally:
             bare.stop()
-            real.stop()
+            real.stop()  # a graceful stop: the score log's queue is written first
         results[workers] = runs
+        answered = warm_scores + sum(
+            run.requests * (BATCH if name.startswith("batch") else 1) for name, run in runs.items() if name != "bare"
+        )
+        with sqlite3.connect(database) as db:
+            (count,) = db.execute("SELECT count(*) FROM scores").fetchone()
+        stored[workers] = {"answered": answered, "stored": count}
 
     rows = []
     for workers, runs in results.items():
@@ -113,7 +118,13 @@ def main() -> None:
         ["workers", "endpoint", "req/s", "leads/s", "p50 ms", "p99 ms", "ratio to bare", "errors"],
         rows,
     )
-    save_results("serve", {str(w): {k: vars(v) for k, v in runs.items()} for w, runs in results.items()})
+    for workers, counts in stored.items():
+        # wrk counts replies it read before its time was up; the server also stores what was still in flight
+        print(f"{workers} worker(s): {counts['answered']:,} scores answered in the runs, {counts['stored']:,} stored")
+    save_results(
+        "serve",
+        {str(w): {**{k: vars(v) for k, v in runs.items()}, "score_log": stored[w]} for w, runs in results.items()},
+    )
     print(json.dumps({"bundle": str(bundle_dir)}))
 
 

@@ -18,6 +18,7 @@ once the table outgrows memory: eight times the cost of the write itself at a mi
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import math
 import threading
@@ -29,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import chain
 from typing import Any, NamedTuple
 
 import orjson
@@ -37,6 +39,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Dialect,
     Double,
@@ -181,12 +184,12 @@ def concatenate(batches: Sequence[ScoreBatch]) -> ScoreBatch:
         return batches[0]
     names = dict.fromkeys(name for batch in batches for name in batch.features)
     return ScoreBatch(
-        [v for b in batches for v in b.lead_ids],
-        [v for b in batches for v in b.model_versions],
-        [v for b in batches for v in b.probabilities],
-        [v for b in batches for v in b.grades],
-        [v for b in batches for v in b.scored_at],
-        {name: [v for b in batches for v in b.features.get(name) or [None] * b.count] for name in names},
+        list(chain.from_iterable(b.lead_ids for b in batches)),
+        list(chain.from_iterable(b.model_versions for b in batches)),
+        list(chain.from_iterable(b.probabilities for b in batches)),
+        list(chain.from_iterable(b.grades for b in batches)),
+        list(chain.from_iterable(b.scored_at for b in batches)),
+        {name: list(chain.from_iterable(b.features.get(name) or [None] * b.count for b in batches)) for name in names},
     )
 
 
@@ -368,6 +371,25 @@ def _score_rows(dialect: Dialect, batch: ScoreBatch) -> tuple[str, list[tuple[An
     return sql, list(zip(batch.lead_ids, batch.model_versions, batch.probabilities, batch.grades, times, strict=True))
 
 
+_SQLITE_ROWS_PER_STATEMENT = 500  # 2,500 parameters, well under SQLite's limit of 32,766
+
+
+@functools.cache
+def _sqlite_multi_row_insert(rows: int) -> str:
+    return "INSERT INTO scores (lead_id, model_version, probability, grade, scored_at) VALUES " + ", ".join(
+        ["(?, ?, ?, ?, ?)"] * rows
+    )
+
+
+def _insert_sqlite_rows(conn: Any, parameters: list[tuple[Any, ...]]) -> None:
+    """Many rows per statement. The sqlite3 module lets go of the GIL around every statement it steps, and an
+    executemany steps once per row: with request threads busy, the writer then waited for the GIL a thousand
+    times per write and fell so far behind that the queue overflowed."""
+    for start in range(0, len(parameters), _SQLITE_ROWS_PER_STATEMENT):
+        chunk = parameters[start : start + _SQLITE_ROWS_PER_STATEMENT]
+        conn.exec_driver_sql(_sqlite_multi_row_insert(len(chunk)), tuple(chain.from_iterable(chunk)))
+
+
 def _columns_blob(batch: ScoreBatch) -> bytes:
     """A write's scores and lead fields, column by column, as JSON (NaN as null, numpy scalars as numbers)."""
     return orjson.dumps(
@@ -427,6 +449,7 @@ def _create_schema(engine: Engine) -> None:
                 if conn.dialect.name == "postgresql":  # the others wait here, then find the tables made
                     conn.execute(select(func.pg_advisory_xact_lock(*_SCHEMA_LOCK)))
                 metadata.create_all(conn)
+                _check_layout(conn)
             return
         except DBAPIError:
             # SQLite: another process created a table between our check and our CREATE; look again.
@@ -435,9 +458,9 @@ def _create_schema(engine: Engine) -> None:
             time.sleep(0.05 * attempt)
 
 
-def _check_layout(engine: Engine) -> None:
+def _check_layout(conn: Connection) -> None:
     """Refuse a database whose score log has the earlier one-row-per-score-with-fields layout."""
-    columns = {column["name"] for column in inspect(engine).get_columns("scores")}
+    columns = {column["name"] for column in inspect(conn).get_columns("scores")}
     if "features" in columns:
         raise LayoutError(
             "its scores table has the earlier layout (one row per score with the lead fields as JSON); "
@@ -576,6 +599,7 @@ class ScoreStore:
         self._max_queue = max_queue
         self._retry_delays_s = tuple(retry_delays_s)
         self._index_every = index_every
+        self._written_since_index_check = 0
         self._engine: Engine | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -609,7 +633,6 @@ class ScoreStore:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
             _create_schema(engine)
-            _check_layout(engine)
         except Exception as exc:
             if engine is not None:
                 engine.dispose()
@@ -739,7 +762,11 @@ class ScoreStore:
                 log.exception("score writer failed unexpectedly; %d scores not written", batch.count)
                 with self._lock:
                     self._settle_locked(failed=self._in_flight, error=describe_error(exc, self._url.password))
-            self._index_new_scores(engine)
+            # looking for a due chunk costs a transaction: do it after every eighth of a chunk's scores
+            self._written_since_index_check += batch.count
+            if self._written_since_index_check * 8 >= self._index_every:
+                self._written_since_index_check = 0
+                self._index_new_scores(engine)
 
     def _next_batch(self) -> ScoreBatch | None:
         """Wait for a full batch, the flush interval, a flush request or shutdown; None once stopped and drained."""
@@ -823,7 +850,10 @@ class ScoreStore:
             if conn.dialect.name == "postgresql":  # ids become visible in order, as on SQLite (see _index_new_scores)
                 conn.execute(select(func.pg_advisory_xact_lock(*_SCORE_LOG_LOCK)))
             conn.execute(insert(score_batches_table), {"size": batch.count, "columns": _columns_blob(batch)})
-            conn.exec_driver_sql(sql, parameters)
+            if conn.dialect.name == "sqlite":
+                _insert_sqlite_rows(conn, parameters)
+            else:
+                conn.exec_driver_sql(sql, parameters)
 
     def _insert_one_by_one(self, engine: Engine, batch: ScoreBatch) -> tuple[ScoreBatch | None, BaseException]:
         """Store what can be stored and count the rest as failed; stop at a connection error and return what is left."""
