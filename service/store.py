@@ -828,8 +828,8 @@ class ScoreStore:
     def _storable(self, batch: ScoreBatch) -> ScoreBatch | None:
         """The scores that can be stored; the others are counted as failed, saying why (no values)."""
         problems = unstorable_rows(batch)
-        for message in problems.values():
-            message = f"score record rejected: {message}"
+        for problem in problems.values():
+            message = f"score record rejected: {problem}"
             log.warning("score log: %s", message)
             self._settle(failed=1, error=message)
         if not problems:
@@ -840,7 +840,7 @@ class ScoreStore:
 
     @staticmethod
     def _insert(engine: Engine, batch: ScoreBatch) -> None:
-        """One transaction: the write's columns blob, then the narrow rows in one executemany, straight to the driver.
+        """One transaction: the write's columns blob, then the narrow rows as ready-made tuples, straight to the driver.
 
         SQLAlchemy's per-row type processing costs ~20 µs a row under the GIL, which the request threads
         feel as latency; the driver's executemany of ready-made tuples costs a fraction of that.
