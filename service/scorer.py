@@ -146,17 +146,7 @@ class Scorer:
         lead_ids = _as_text(columns[self.id_field]) if self.id_field else [None] * count
         version, scored_at = self.version, datetime.now(UTC)
         results = [
-            {
-                "lead_id": lead_id,
-                "probability": probability,
-                "grade": grade,
-                "percentile": rank,
-                "reasons": None,
-                "base_value": None,
-                "warnings": notes,
-                "model_version": version,
-                "scored_at": scored_at,
-            }
+            _result(lead_id, probability, grade, rank, notes, version, scored_at)
             for lead_id, probability, grade, rank, notes in zip(
                 lead_ids, probabilities.tolist(), grades, percentiles, encoded.warnings, strict=True
             )
@@ -171,27 +161,13 @@ class Scorer:
         probability = self.engine.probability_one(row)
         grade = grade_of(probability, self.thresholds, self.grade_names)
         rank = round(percentile_of(probability, self.quantile_list), 1)
-        result = self._result(lead, probability, grade, rank, notes, datetime.now(UTC))
+        lead_id = lead.get(self.id_field) if self.id_field else None
+        lead_id = None if lead_id is None else str(lead_id)
+        result = _result(lead_id, probability, grade, rank, notes, self.version, datetime.now(UTC))
         if reasons != "none":
             columns = {name: [lead.get(name)] for name in self.fields}
             self._add_reasons(columns, np.array([row], dtype=float), [result], everything=reasons == "all")
         return result
-
-    def _result(
-        self, lead: Mapping[str, Any], probability: float, grade: str, rank: float, notes: list[str], at: datetime
-    ) -> dict[str, Any]:
-        lead_id = lead.get(self.id_field) if self.id_field else None
-        return {
-            "lead_id": None if lead_id is None else str(lead_id),
-            "probability": probability,
-            "grade": grade,
-            "percentile": rank,
-            "reasons": None,
-            "base_value": None,
-            "warnings": notes,
-            "model_version": self.version,
-            "scored_at": at,
-        }
 
     def _add_reasons(
         self, columns: Mapping[str, list[Any]], matrix: np.ndarray, results: list[dict[str, Any]], everything: bool
@@ -211,6 +187,23 @@ class Scorer:
                 for j in chosen
             ]
             results[i]["base_value"] = float(base[i])
+
+
+def _result(
+    lead_id: str | None, probability: float, grade: str, rank: float, notes: list[str], version: str, at: datetime
+) -> dict[str, Any]:
+    """One lead's reply, reasons still to come."""
+    return {
+        "lead_id": lead_id,
+        "probability": probability,
+        "grade": grade,
+        "percentile": rank,
+        "reasons": None,
+        "base_value": None,
+        "warnings": notes,
+        "model_version": version,
+        "scored_at": at,
+    }
 
 
 def _booleans(values: list[Any]) -> list[float]:
