@@ -46,6 +46,11 @@ LOG_DROPPED = Gauge(
     "leadscore_score_log_dropped", "Scores refused because the write queue was full.", multiprocess_mode="livesum"
 )
 LOG_RETRIES = Gauge("leadscore_score_log_retries", "Write retries of the score log.", multiprocess_mode="livesum")
+LOG_CATCH_UP_WAITS = Gauge(
+    "leadscore_score_log_catch_up_waits",
+    "Batches that waited for the score log's writer to catch up.",
+    multiprocess_mode="livesum",
+)
 
 
 @functools.cache
@@ -105,6 +110,7 @@ def update_store_gauges(stats: object) -> None:
     LOG_FAILED.set(stats.failed)
     LOG_DROPPED.set(stats.dropped)
     LOG_RETRIES.set(stats.retries)
+    LOG_CATCH_UP_WAITS.set(stats.catch_up_waits)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -90,7 +90,7 @@ def prepare_batch(state: Any, key: str | None, reasons: str | None, body: bytes)
     decoded = model.batch_decoder.decode(body)
     if decoded is not None:
         _check_batch_size(decoded.count, state.settings.max_batch)
-        return BatchJob(lambda: _score_decoded(state, model, decoded, mode), small=decoded.count <= INLINE_BATCH)
+        return _batch_job(state, lambda: _score_decoded(state, model, decoded, mode), decoded.count)
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -105,7 +105,20 @@ def prepare_batch(state: Any, key: str | None, reasons: str | None, body: bytes)
         log_scores(state, model, columns, results)
         return _batch_reply(model, results, errors)
 
-    return BatchJob(run, small=len(rows) <= INLINE_BATCH)
+    return _batch_job(state, run, len(rows))
+
+
+def _batch_job(state: Any, run: Callable[[], dict[str, Any]], count: int) -> BatchJob:
+    """Small batches are scored inline; larger ones on a worker thread, which first waits while the score
+    log's writer is behind, so sustained batch traffic goes at the pace scores are stored."""
+    if count <= INLINE_BATCH:
+        return BatchJob(run, small=True)
+
+    def run_when_the_writer_keeps_up() -> dict[str, Any]:
+        state.store.wait_for_writer()
+        return run()
+
+    return BatchJob(run_when_the_writer_keeps_up, small=False)
 
 
 def _score_decoded(state: Any, model: ServingModel, decoded: DecodedBatch, mode: str) -> dict[str, Any]:

@@ -82,6 +82,8 @@ POOL_TIMEOUT_S = 5
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SCHEMA_ATTEMPTS = 6
 INDEX_EVERY = 100_000  # scores per lead-index chunk
+RECORDS_PER_WRITE = 500  # single-lead scores per write at most (see _next_batch)
+CATCH_UP_WAIT_S = 10.0  # the longest a batch waits for the writer before its scores are queued anyway
 LOOKUP_CHUNK = 500  # lead ids per query when reading many leads' scores
 STOP_JOIN_GRACE_S = 2.0
 DROP_WARNING_INTERVAL_S = 10.0
@@ -202,6 +204,7 @@ class StoreStats:
     failed: int  # given up after retries, rejected as unstorable, or still queued when stop() ran out of time
     dropped: int  # refused because the queue was full (or the store was stopped)
     retries: int
+    catch_up_waits: int  # batches that waited for the writer to catch up (see wait_for_writer)
     last_error: str | None
 
 
@@ -618,6 +621,7 @@ class ScoreStore:
         self._failed = 0
         self._dropped = 0
         self._retries = 0
+        self._catch_up_waits = 0
         self._last_error: str | None = None
         self._last_drop_warning = -math.inf
 
@@ -715,6 +719,24 @@ class ScoreStore:
         """As ``enqueue``, for several scores one record each."""
         self.enqueue(ScoreBatch.of_records(records))
 
+    def wait_for_writer(self, timeout_s: float = CATCH_UP_WAIT_S) -> bool:
+        """Block while the writer is behind (a tenth of the queue or more waiting), so that sustained batch
+        traffic runs at the pace scores are stored rather than filling the queue until scores are dropped.
+
+        For worker threads only, never the event loop. Returns False if the writer did not catch up in time
+        (a database outage, say): the caller then queues its scores anyway, and a full queue counts what it drops.
+        """
+        backlog = self._max_queue // 10
+
+        def caught_up() -> bool:
+            return self._pending_rows + self._in_flight <= backlog or self._thread is None or self._closed
+
+        with self._lock:
+            if caught_up():
+                return True
+            self._catch_up_waits += 1
+            return self._progress.wait_for(caught_up, timeout_s)
+
     def flush(self, timeout_s: float = 10.0) -> None:
         """Block until every score queued so far is written or given up; TimeoutError if that takes longer."""
         with self._lock:
@@ -739,6 +761,7 @@ class ScoreStore:
                 failed=self._failed,
                 dropped=self._dropped,
                 retries=self._retries,
+                catch_up_waits=self._catch_up_waits,
                 last_error=self._last_error,
             )
 
@@ -792,9 +815,16 @@ class ScoreStore:
                 if now >= linger_until:
                     break
                 self._has_work.wait(linger_until - now)
-            taken = [self._pending.popleft()]  # whole requests' batches, up to about batch_size scores
+            # whole requests' batches, up to about batch_size scores; single records at most RECORDS_PER_WRITE,
+            # as turning them into columns is a stretch of pure Python that requests wait behind
+            taken = [self._pending.popleft()]
             size = _size_of(taken[0])
+            records = 1 if isinstance(taken[0], ScoreRecord) else 0
             while self._pending and size + _size_of(self._pending[0]) <= self._batch_size:
+                if isinstance(self._pending[0], ScoreRecord):
+                    if records >= RECORDS_PER_WRITE:
+                        break
+                    records += 1
                 taken.append(self._pending.popleft())
                 size += _size_of(taken[-1])
             batch = _as_one_batch(taken)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -370,3 +371,23 @@ def test_a_database_of_the_earlier_layout_is_refused_by_name(tmp_path: Path) -> 
 
     with pytest.raises(StoreUnavailable, match="earlier layout"):
         ScoreStore(url).start()
+
+
+def test_batches_wait_while_the_writer_is_behind(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    store = ScoreStore(url, batch_size=50, flush_interval_s=0.01, max_queue=1_000)  # behind from 100 waiting
+    store.start()
+    blocker = sqlite3.connect(tmp_path / "busy.db", timeout=1, isolation_level=None)
+    try:
+        assert store.wait_for_writer(timeout_s=0.1)  # nothing waiting: no wait
+        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock: the writer cannot write
+        store.enqueue_records(make_records(500))
+
+        assert not store.wait_for_writer(timeout_s=0.3)
+        blocker.execute("COMMIT")
+        assert store.wait_for_writer(timeout_s=10)
+        store.flush()
+        assert store.stats.catch_up_waits == 2 and store.stats.written == 500 and store.stats.dropped == 0
+    finally:
+        blocker.close()
+        store.stop()
