@@ -345,16 +345,14 @@ def test_two_writers_index_every_score_exactly_once(tmp_path: Path) -> None:
 
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(serve, [0, 1]))
-    for started in stores:
-        started.flush()
+    for started in stores:  # stop() joins the writers: no chunk is being made while the test reads
+        started.stop()
     engine = create_engine(url)
     with engine.connect() as conn:
         chunks = conn.execute(select(score_chunks_table).order_by(score_chunks_table.c.first_id)).all()
         indexed = [row.score_id for row in conn.execute(select(score_lead_chunks_table.c.score_id))]
         newest = conn.execute(select(func.max(scores_table.c.id))).scalar_one()
     engine.dispose()
-    for started in stores:
-        started.stop()
 
     assert len(chunks) >= 5
     assert [c.first_id for c in chunks] == [1, *[c.last_id + 1 for c in chunks[:-1]]]  # no gap, no overlap
