@@ -9,11 +9,11 @@ takes the full path (JSON parsing, then pydantic row by row), which decides and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
+from msgspec.structs import astuple
 
 from training.bundle import Bundle
 from training.schema import FieldSchema
@@ -63,14 +63,20 @@ class BatchDecoder:
             [(attribute[name], kind, None) for name, kind in types.items()],
             rename={attribute[name]: name for name in types},
             forbid_unknown_fields=True,
+            gc=False,  # scalars only, so never in a cycle: a thousand leads add nothing to the collector's work
         )
         batch = msgspec.defstruct("Batch", [("leads", list[lead])], forbid_unknown_fields=True)
         self._decoder = msgspec.json.Decoder(batch)
-        self._getters = {name: attrgetter(attribute[name]) for name in read_fields}
+        self._read_fields = read_fields
+        position = {name: index for index, name in enumerate(types)}
+        self._positions = [position[name] for name in read_fields]
 
     def decode(self, body: bytes) -> DecodedBatch | None:
         try:
             leads = self._decoder.decode(body).leads
         except msgspec.DecodeError:  # malformed JSON or a value outside the narrow types
             return None
-        return DecodedBatch({name: list(map(get, leads)) for name, get in self._getters.items()}, len(leads))
+        if not leads:
+            return DecodedBatch({name: [] for name in self._read_fields}, 0)
+        fields = list(zip(*map(astuple, leads)))  # rows to columns in C: a third of the cost of one getter per field
+        return DecodedBatch({name: list(fields[i]) for name, i in zip(self._read_fields, self._positions)}, len(leads))

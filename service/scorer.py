@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from training.model import BOOLEAN_CODES, one_category_text
 from training.reference import percentile, percentile_of
 
 NAN = float("nan")
+_BOOLEAN_FLOATS = {True: 1.0, False: 0.0}
 _WARNING_VALUE_CHARS = 40
 
 
@@ -100,8 +102,8 @@ class Scorer:
 
     def _category_codes(self, name: str, values: list[Any], warnings: list[list[str]]) -> np.ndarray:
         """Dictionary lookups; only values not found as sent go through the full text normalisation."""
-        codes = self.codes[name]
-        found = np.array([codes.get(value, NAN) if value.__class__ is str else NAN for value in values], dtype=float)
+        # the lookups run in C; a value that is not text is never a key, so it is not found and normalised below
+        found = np.fromiter(map(self.codes[name].get, values, repeat(NAN)), dtype=float, count=len(values))
         not_found = np.isnan(found)
         if not_found.sum() > values.count(None):  # some were sent but not found as they are
             for i in np.flatnonzero(not_found).tolist():
@@ -206,9 +208,10 @@ def _result(
     }
 
 
-def _booleans(values: list[Any]) -> list[float]:
-    """Validated booleans as 1/0; anything else (missing) as NaN, as the pipeline's encoder does."""
-    return [1.0 if value is True else 0.0 if value is False else _boolean_word(value) for value in values]
+def _booleans(values: list[Any]) -> np.ndarray:
+    """Validated booleans (validation has turned the accepted words into true/false) as 1/0, missing as NaN,
+    as the pipeline's encoder does; looked up in C."""
+    return np.fromiter(map(_BOOLEAN_FLOATS.get, values, repeat(NAN)), dtype=float, count=len(values))
 
 
 def _as_text(values: list[Any]) -> list[str | None]:
