@@ -1,7 +1,8 @@
 """Serving throughput: the real service against a bare endpoint of the same shape, same server settings.
 
-Starts both under uvicorn (uvloop + httptools, no access log) on loopback, drives each with wrk for a
-bounded time, and prints req/s, p50/p99 and the ratio to the bare endpoint measured in the same run.
+Starts both with the service's launcher (uvicorn, uvloop + httptools, no access log, a listening socket per
+worker) on loopback, drives each with wrk for a bounded time, and prints req/s, p50/p99 and the ratio to the
+bare endpoint measured in the same run.
 """
 
 from __future__ import annotations
@@ -33,25 +34,10 @@ def _lead_bodies() -> tuple[bytes, bytes]:
     return orjson.dumps(leads[0]), orjson.dumps({"leads": leads})
 
 
-def _uvicorn(app: str, port: int, workers: int) -> list[str]:
-    return [
-        python(),
-        "-m",
-        "uvicorn",
-        "--factory",
-        app,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+def _server(app: str, port: int, workers: int) -> list[str]:
+    """The service's own launcher (uvloop, httptools, a socket per worker), for the bare app as for the real one."""
+    call = f"run_server({app!r}, '127.0.0.1', {port}, {workers}, log_level='warning')"
+    return [python(), "-c", f"from service.server import run_server; {call}"]
 
 
 def main() -> None:
@@ -70,8 +56,8 @@ def main() -> None:
             "LEADSCORE_ADMIN_KEYS": "",
         }
         bare_port, real_port = free_port(), free_port()
-        bare = start_server(_uvicorn("bench.bare_app:create_bare_app", bare_port, workers), env, "/readyz", bare_port)
-        real = start_server(_uvicorn("service.app:create_app", real_port, workers), env, "/readyz", real_port)
+        bare = start_server(_server("bench.bare_app:create_bare_app", bare_port, workers), env, "/readyz", bare_port)
+        real = start_server(_server("service.app:create_app", real_port, workers), env, "/readyz", real_port)
         try:
             run_wrk(f"{bare.url}/bare", one, 2, CONNECTIONS)  # warm-ups, discarded: first requests initialise lazily
             warm_scores = run_wrk(f"{real.url}/v1/leads/score", one, 2, CONNECTIONS).requests

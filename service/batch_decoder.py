@@ -78,5 +78,7 @@ class BatchDecoder:
             return None
         if not leads:
             return DecodedBatch({name: [] for name in self._read_fields}, 0)
-        fields = list(zip(*map(astuple, leads)))  # rows to columns in C: a third of the cost of one getter per field
-        return DecodedBatch({name: list(fields[i]) for name, i in zip(self._read_fields, self._positions)}, len(leads))
+        # rows to columns in C, a third of the cost of one getter per field; every row has every field
+        fields = list(zip(*map(astuple, leads), strict=True))
+        columns = {name: list(fields[i]) for name, i in zip(self._read_fields, self._positions, strict=True)}
+        return DecodedBatch(columns, len(leads))

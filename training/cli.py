@@ -222,12 +222,10 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request (costs about a fifth of throughput).")] = False,
 ) -> None:
     """Serve the scoring API under uvicorn (uvloop and httptools when installed)."""
-    import importlib.util
     import os
     import tempfile
 
-    import uvicorn
-
+    from service.server import run_server
     from service.settings import get_service_settings
 
     if model is not None:
@@ -242,17 +240,7 @@ def serve(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # each worker keeps its own counters; prometheus_client aggregates them through this folder
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="leadscore-metrics-")
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "auto",
-        http="httptools" if importlib.util.find_spec("httptools") else "auto",
-        access_log=access_log,
-        timeout_graceful_shutdown=30,
-    )
+    run_server("service.app:create_app", host, port, workers, access_log, timeout_graceful_shutdown=30)
 
 
 if __name__ == "__main__":

@@ -127,3 +127,33 @@ def test_sigterm_flushes_the_score_log(
     with sqlite3.connect(tmp_path / "scores.db") as db:
         (count,) = db.execute("select count(*) from scores").fetchone()
     assert count == 2_000
+
+
+def _listening_sockets(port: int) -> int:
+    """Sockets in LISTEN state on this IPv4 port (/proc/net/tcp: local address, then state 0A)."""
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return sum(1 for row in rows if row[3] == "0A" and int(row[1].split(":")[1], 16) == port)
+
+
+def test_two_workers_listen_on_their_own_sockets_and_store_every_score(
+    start_server: ServerFactory, models_folder: ModelsFolder, tmp_path: Path
+) -> None:
+    server = start_server(models_folder.champion, workers=2)
+    assert _listening_sockets(server.port) == 2
+    leads, _ = _leads(200, seed=53)
+    clients = [server.client() for _ in range(8)]  # keep-alive connections, spread by the kernel
+    answered = 0
+    try:
+        for _ in range(3):
+            for client in clients:
+                reply = client.post("/v1/leads/score/batch", json={"leads": leads})
+                assert reply.status_code == 200
+                answered += reply.json()["scored"]
+    finally:
+        for client in clients:
+            client.close()
+    assert server.terminate() == 0  # both workers write their queued scores before exiting
+    with sqlite3.connect(tmp_path / "scores.db") as db:
+        (stored,) = db.execute("SELECT count(*) FROM scores").fetchone()
+    assert answered == 8 * 3 * 200
+    assert stored == answered
