@@ -163,21 +163,36 @@ def _size_of(queued: ScoreBatch | ScoreRecord) -> int:
     return 1 if isinstance(queued, ScoreRecord) else queued.count
 
 
-def _as_one_batch(queued: Sequence[ScoreBatch | ScoreRecord]) -> ScoreBatch:
-    """Queued batches and single records as one batch, in order."""
-    batches: list[ScoreBatch] = []
+class ScoreWrite(NamedTuple):
+    """What one transaction stores: the queued batches side by side, each written with its own lead-field
+    blob, so the writer never copies thousands of lead fields into one list per field."""
+
+    parts: list[ScoreBatch]
+
+    @property
+    def count(self) -> int:
+        return sum(part.count for part in self.parts)
+
+    def rows(self, positions: Sequence[int]) -> ScoreWrite:
+        """The scores at these positions (counted across the parts), in this order; for the rare bad row."""
+        return ScoreWrite([concatenate(self.parts).rows(positions)])
+
+
+def _as_write(queued: Sequence[ScoreBatch | ScoreRecord]) -> ScoreWrite:
+    """Queued batches as they are, and each run of single records as one batch, in order."""
+    parts: list[ScoreBatch] = []
     records: list[ScoreRecord] = []
     for item in queued:
         if isinstance(item, ScoreRecord):
             records.append(item)
             continue
         if records:
-            batches.append(ScoreBatch.of_records(records))
+            parts.append(ScoreBatch.of_records(records))
             records = []
-        batches.append(item)
+        parts.append(item)
     if records:
-        batches.append(ScoreBatch.of_records(records))
-    return concatenate(batches)
+        parts.append(ScoreBatch.of_records(records))
+    return ScoreWrite(parts)
 
 
 def concatenate(batches: Sequence[ScoreBatch]) -> ScoreBatch:
@@ -338,6 +353,16 @@ def _check_length(name: str, value: str | None, limit: int) -> None:
         raise ValueError(f"{name} is {len(value)} characters long; at most {limit} are stored")
 
 
+def unstorable_rows_of(write: ScoreWrite) -> dict[int, str]:
+    """``unstorable_rows`` of every part, with positions counted across the parts."""
+    problems: dict[int, str] = {}
+    offset = 0
+    for part in write.parts:
+        problems.update({offset + i: why for i, why in unstorable_rows(part).items()})
+        offset += part.count
+    return problems
+
+
 def unstorable_rows(batch: ScoreBatch) -> dict[int, str]:
     """Positions of scores the columns cannot hold, and why (never the values), checked the same way on SQLite
     (which would accept them) and PostgreSQL, so one bad score cannot sink its whole batch."""
@@ -347,7 +372,7 @@ def unstorable_rows(batch: ScoreBatch) -> dict[int, str]:
         ("model_version", batch.model_versions, MODEL_VERSION_LENGTH),
         ("grade", batch.grades, GRADE_LENGTH),
     ):
-        if any(value is not None and len(value) > limit for value in values):
+        if max(map(len, filter(None, values)), default=0) > limit:  # in C; the rare culprits are found below
             for i, value in enumerate(values):
                 if value is not None and len(value) > limit:
                     problems.setdefault(i, f"{name} is {len(value)} characters long; at most {limit} are stored")
@@ -358,20 +383,23 @@ def unstorable_rows(batch: ScoreBatch) -> dict[int, str]:
     return problems
 
 
-def _score_rows(dialect: Dialect, batch: ScoreBatch) -> tuple[str, list[tuple[Any, ...]]]:
+def _score_rows(dialect: Dialect, write: ScoreWrite) -> tuple[str, list[tuple[Any, ...]]]:
     """The scores INSERT in the driver's parameter style, and one tuple per row, stored as SQLAlchemy stores them."""
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
     columns = ("lead_id", "model_version", "probability", "grade", "scored_at")
     sql = f"INSERT INTO scores ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"
     stored_time = _sqlite_timestamp if dialect.name == "sqlite" else as_utc
     stamped: dict[datetime, Any] = {}  # a batch's scores mostly share one time: convert each time once
-    times = []
-    for scored_at in batch.scored_at:
-        at = stamped.get(scored_at)
-        if at is None:
-            at = stamped[scored_at] = stored_time(scored_at)
-        times.append(at)
-    return sql, list(zip(batch.lead_ids, batch.model_versions, batch.probabilities, batch.grades, times, strict=True))
+    rows: list[tuple[Any, ...]] = []
+    for part in write.parts:
+        times = []
+        for scored_at in part.scored_at:
+            at = stamped.get(scored_at)
+            if at is None:
+                at = stamped[scored_at] = stored_time(scored_at)
+            times.append(at)
+        rows += zip(part.lead_ids, part.model_versions, part.probabilities, part.grades, times, strict=True)
+    return sql, rows
 
 
 _SQLITE_ROWS_PER_STATEMENT = 500  # 2,500 parameters, well under SQLite's limit of 32,766
@@ -778,20 +806,20 @@ class ScoreStore:
 
     def _run_writer(self, engine: Engine) -> None:
         """Take batches off the queue and write each in one transaction, until stopped and drained."""
-        while (batch := self._next_batch()) is not None:
+        while (write := self._next_batch()) is not None:
             try:
-                self._write_batch(engine, batch)
+                self._write_batch(engine, write)
             except Exception as exc:  # a bug here must not kill the thread and leave records unaccounted for
-                log.exception("score writer failed unexpectedly; %d scores not written", batch.count)
+                log.exception("score writer failed unexpectedly; %d scores not written", write.count)
                 with self._lock:
                     self._settle_locked(failed=self._in_flight, error=describe_error(exc, self._url.password))
             # looking for a due chunk costs a transaction: do it after every eighth of a chunk's scores
-            self._written_since_index_check += batch.count
+            self._written_since_index_check += write.count
             if self._written_since_index_check * 8 >= self._index_every:
                 self._written_since_index_check = 0
                 self._index_new_scores(engine)
 
-    def _next_batch(self) -> ScoreBatch | None:
+    def _next_batch(self) -> ScoreWrite | None:
         """Wait for a full batch, the flush interval, a flush request or shutdown; None once stopped and drained."""
         with self._lock:
             linger_until: float | None = None
@@ -827,14 +855,14 @@ class ScoreStore:
                     records += 1
                 taken.append(self._pending.popleft())
                 size += _size_of(taken[-1])
-            batch = _as_one_batch(taken)
-            self._pending_rows -= batch.count
-            self._in_flight = batch.count
-            return batch
+            write = _as_write(taken)
+            self._pending_rows -= write.count
+            self._in_flight = write.count
+            return write
 
-    def _write_batch(self, engine: Engine, batch: ScoreBatch) -> None:
-        """Write one batch, retrying through outages; every score ends up counted as written or failed."""
-        rows: ScoreBatch | None = self._storable(batch)
+    def _write_batch(self, engine: Engine, write: ScoreWrite) -> None:
+        """Store one write, retrying through outages; every score ends up counted as written or failed."""
+        rows: ScoreWrite | None = self._storable(write)
         attempt = 0
         while rows is not None:
             try:
@@ -855,45 +883,47 @@ class ScoreStore:
             self._settle(written=rows.count)
             return
 
-    def _storable(self, batch: ScoreBatch) -> ScoreBatch | None:
+    def _storable(self, write: ScoreWrite) -> ScoreWrite | None:
         """The scores that can be stored; the others are counted as failed, saying why (no values)."""
-        problems = unstorable_rows(batch)
+        problems = unstorable_rows_of(write)
         for problem in problems.values():
             message = f"score record rejected: {problem}"
             log.warning("score log: %s", message)
             self._settle(failed=1, error=message)
         if not problems:
-            return batch
-        if len(problems) == batch.count:
+            return write
+        if len(problems) == write.count:
             return None
-        return batch.rows([i for i in range(batch.count) if i not in problems])
+        return write.rows([i for i in range(write.count) if i not in problems])
 
     @staticmethod
-    def _insert(engine: Engine, batch: ScoreBatch) -> None:
-        """One transaction: the write's columns blob, then the narrow rows as ready-made tuples, straight to the driver.
+    def _insert(engine: Engine, write: ScoreWrite) -> None:
+        """One transaction: a columns blob per part, then the narrow rows as ready-made tuples, straight to the driver.
 
         SQLAlchemy's per-row type processing costs ~20 µs a row under the GIL, which the request threads
         feel as latency; the driver's executemany of ready-made tuples costs a fraction of that.
         """
-        sql, parameters = _score_rows(engine.dialect, batch)
+        sql, parameters = _score_rows(engine.dialect, write)
+        blobs = [{"size": part.count, "columns": _columns_blob(part)} for part in write.parts]
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":  # ids become visible in order, as on SQLite (see _index_new_scores)
                 conn.execute(select(func.pg_advisory_xact_lock(*_SCORE_LOG_LOCK)))
-            conn.execute(insert(score_batches_table), {"size": batch.count, "columns": _columns_blob(batch)})
+            conn.execute(insert(score_batches_table), blobs)
             if conn.dialect.name == "sqlite":
                 _insert_sqlite_rows(conn, parameters)
             else:
                 conn.exec_driver_sql(sql, parameters)
 
-    def _insert_one_by_one(self, engine: Engine, batch: ScoreBatch) -> tuple[ScoreBatch | None, BaseException]:
+    def _insert_one_by_one(self, engine: Engine, write: ScoreWrite) -> tuple[ScoreWrite | None, BaseException]:
         """Store what can be stored and count the rest as failed; stop at a connection error and return what is left."""
         last_error: BaseException = RuntimeError("no error")
-        for position in range(batch.count):
+        scores = concatenate(write.parts)
+        for position in range(scores.count):
             try:
-                self._insert(engine, batch.rows([position]))
+                self._insert(engine, ScoreWrite([scores.rows([position])]))
             except Exception as exc:
                 if is_transient(exc):
-                    return batch.rows(range(position, batch.count)), exc
+                    return ScoreWrite([scores.rows(range(position, scores.count))]), exc
                 message = f"score record rejected by the database: {describe_error(exc, self._url.password)}"
                 log.warning("score log: %s", message)
                 self._settle(failed=1, error=message)
@@ -948,7 +978,7 @@ class ScoreStore:
         time.sleep(delay)
         return True
 
-    def _give_up(self, rows: ScoreBatch, error: BaseException, attempts: int) -> None:
+    def _give_up(self, rows: ScoreWrite, error: BaseException, attempts: int) -> None:
         """Count a batch as failed after its last attempt, loudly."""
         reason = describe_error(error, self._url.password)
         message = f"gave up on {rows.count} scores after {attempts} attempts: {reason}"

@@ -139,6 +139,10 @@ def test_two_workers_listen_on_their_own_sockets_and_store_every_score(
     start_server: ServerFactory, models_folder: ModelsFolder, tmp_path: Path
 ) -> None:
     server = start_server(models_folder.champion, workers=2)
+    deadline = time.monotonic() + 60
+    while _listening_sockets(server.port) < 2:  # ready means one worker listens; the other may still be loading
+        assert time.monotonic() < deadline, "the second worker never listened on a socket of its own"
+        time.sleep(0.1)
     assert _listening_sockets(server.port) == 2
     leads, _ = _leads(200, seed=53)
     clients = [server.client() for _ in range(8)]  # keep-alive connections, spread by the kernel

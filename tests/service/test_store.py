@@ -17,10 +17,12 @@ import pytest
 from sqlalchemy import ColumnElement, Table, create_engine, func, select
 
 from service.store import (
+    ScoreBatch,
     ScoreRecord,
     ScoreStore,
     StoreUnavailable,
     outcomes_table,
+    score_batches_table,
     score_chunks_table,
     score_lead_chunks_table,
     scores_table,
@@ -220,6 +222,44 @@ def test_a_bad_record_does_not_sink_its_batch(store: ScoreStore, database_url: s
     assert (store.stats.written, store.stats.failed) == (98, 2)
     assert "probability" in (store.stats.last_error or "")
     assert count_rows(database_url, scores_table) == 98
+
+
+def _write_together(url: str, requests: list[ScoreBatch]) -> tuple[ScoreStore, set[str | None], list[int]]:
+    """Queue the requests before the writer starts, so they make one write; what was stored, and the blob sizes."""
+    joined = ScoreStore(url, batch_size=1_000, flush_interval_s=0.02)
+    for request in requests:
+        joined.enqueue(request)
+    joined.start()
+    joined.flush()
+    joined.stop()
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        stored = {row.lead_id for row in conn.execute(select(scores_table.c.lead_id))}
+        blobs = conn.execute(select(score_batches_table.c.size).order_by(score_batches_table.c.id)).scalars().all()
+    engine.dispose()
+    return joined, stored, list(blobs)
+
+
+def test_batches_written_together_keep_their_own_blobs(database_url: str) -> None:
+    requests = [ScoreBatch.of_records(make_records(40 + n, start=100 * n, prefix=f"r{n}")) for n in range(3)]
+
+    joined, stored, blobs = _write_together(database_url, requests)
+
+    assert (joined.stats.written, joined.stats.failed) == (123, 0)
+    assert stored == {lead for request in requests for lead in request.lead_ids}
+    assert blobs == [40, 41, 42]  # one per request, in order: no lead field copied into a joined column
+
+
+def test_batches_written_together_lose_only_their_bad_rows(database_url: str) -> None:
+    requests = [ScoreBatch.of_records(make_records(50, start=100 * n, prefix=f"r{n}")) for n in range(3)]
+    requests[1].lead_ids[7] = "x" * 300  # too long to store
+    requests[2].probabilities[49] = float("inf")
+
+    joined, stored, blobs = _write_together(database_url, requests)
+
+    assert (joined.stats.written, joined.stats.failed) == (148, 2)
+    assert stored == {lead for request in requests for lead in request.lead_ids} - {"x" * 300, "r2-249"}
+    assert sum(blobs) == 148
 
 
 def test_a_full_queue_counts_what_it_drops(tmp_path: Path) -> None:
