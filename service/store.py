@@ -7,7 +7,8 @@ PostgreSQL when the URL points at one. SQLAlchemy Core only: bulk inserts withou
 The score log is laid out so that every write appends, whatever the lead ids look like:
 
 - ``scores``: one narrow row per score (lead id, model version, probability, grade, time), no secondary index;
-- ``score_batches``: each write's lead fields once, column by column, for drift monitoring;
+- ``score_batches``: each request's lead fields once (a run of single leads counts as one), column by column,
+  for drift monitoring;
 - ``score_lead_chunks``: the lead-id index, built in sorted chunks of ``index_every`` scores once that many have
   arrived (``score_chunks`` lists them); lookups read the chunks plus the short unindexed tail.
 
@@ -422,7 +423,7 @@ def _insert_sqlite_rows(conn: Any, parameters: list[tuple[Any, ...]]) -> None:
 
 
 def _columns_blob(batch: ScoreBatch) -> bytes:
-    """A write's scores and lead fields, column by column, as JSON (NaN as null, numpy scalars as numbers)."""
+    """A request's scores and lead fields, column by column, as JSON (NaN as null, numpy scalars as numbers)."""
     return orjson.dumps(
         {
             "lead_id": batch.lead_ids,
