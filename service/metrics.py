@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -70,13 +70,13 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
     latency.observe(seconds)
 
 
-def record_scores(probabilities: list[float], grade_counts: Mapping[str, int]) -> None:
+def record_scores(probabilities: Sequence[float] | np.ndarray, grade_counts: Mapping[str, int]) -> None:
     observe_many(SCORES, probabilities)
     for grade, count in grade_counts.items():
         _grade_counter(grade).inc(count)
 
 
-def observe_many(histogram: Histogram, values: list[float]) -> None:
+def observe_many(histogram: Histogram, values: Sequence[float] | np.ndarray) -> None:
     """``histogram.observe`` for each value, done as one increment per bucket.
 
     A 1,000-lead batch observed one value at a time spent 3 ms, a fifth of its CPU, in the histogram's lock.
@@ -88,13 +88,18 @@ def observe_many(histogram: Histogram, values: list[float]) -> None:
             histogram.observe(value)
         return
     array = np.asarray(values, dtype=float)
-    bounds = histogram._upper_bounds
-    per_bucket = np.bincount(np.searchsorted(bounds, array, side="left"), minlength=len(bounds))
+    bounds = _bounds_of(histogram)
+    per_bucket = np.bincount(bounds.searchsorted(array, side="left"), minlength=len(bounds))
     histogram._sum.inc(float(array.sum()))
     # NaN sorts past the last bound and, as in observe(), lands in no bucket
     for bucket, count in zip(histogram._buckets, per_bucket.tolist(), strict=False):
         if count:
             bucket.inc(count)
+
+
+@functools.cache
+def _bounds_of(histogram: Histogram) -> np.ndarray:
+    return np.asarray(histogram._upper_bounds, dtype=float)
 
 
 def set_model_version(version: str | None) -> None:

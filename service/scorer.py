@@ -17,7 +17,7 @@ import numpy as np
 
 from training.bundle import Bundle
 from training.engine import TreeEngine
-from training.grades import assign_grades, grade_of
+from training.grades import assign_grades, grade_index, grade_of
 from training.model import BOOLEAN_CODES, one_category_text
 from training.reference import percentile, percentile_of
 
@@ -30,6 +30,19 @@ _WARNING_VALUE_CHARS = 40
 class EncodedLeads:
     matrix: np.ndarray
     warnings: list[list[str]]
+
+
+@dataclass(frozen=True)
+class ScoredColumns:
+    """A batch's replies, and what the score log and the metrics read from them, already as columns."""
+
+    results: list[dict[str, Any]]
+    lead_ids: list[str | None]
+    probabilities: list[float]
+    probability_array: np.ndarray
+    grades: list[str]
+    grade_counts: dict[str, int]
+    scored_at: datetime
 
 
 class Scorer:
@@ -48,11 +61,13 @@ class Scorer:
         self.engine = TreeEngine(model, compiled=True, threads=1)
         self.thresholds: dict[str, float] = bundle.grades["thresholds"]
         self.grade_names: list[str] = list(bundle.grades["names"])
+        self._grade_array = np.array(self.grade_names, dtype=object)
         self.quantile_list: list[float] = [float(q) for q in bundle.reference["scores"]["quantiles"]]
         self.quantiles = np.asarray(self.quantile_list, dtype=float)
         self.id_field: str | None = bundle.spec.get("id")
         self.read_fields: list[str] = [*self.fields, self.id_field] if self.id_field else list(self.fields)
         self.top_reasons = top_reasons
+        self.missing_notes: dict[str, str] = {name: _missing_note(name) for name in self.fields}
 
     def columns_of(self, leads: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
         """Validated lead dicts as one list per field the scorer reads (the model's fields and the id)."""
@@ -72,15 +87,30 @@ class Scorer:
         for j, (name, kind) in enumerate(zip(self.fields, self.kinds, strict=True)):
             values = columns[name]
             if kind == "categorical":
-                matrix[:, j] = self._category_codes(name, values, warnings)
+                column = np.fromiter(map(self.codes[name].get, values, repeat(NAN)), dtype=float, count=count)
             elif kind == "numeric":
-                matrix[:, j] = np.array(values, dtype=float)  # validated floats; numpy reads None as NaN
+                column = np.array(values, dtype=float)  # validated floats; numpy reads None as NaN
             else:
-                matrix[:, j] = _booleans(values)
-            if None in values:
-                for i in _positions_of_none(values):
-                    warnings[i].append(f"missing field {name!r}: scored as missing")
+                column = _booleans(values)
+            # validated values encode to NaN only when missing or, for a category, not found as sent: scanning
+            # the array is a fraction of the cost of looking for None in the list
+            if np.isnan(column).any():
+                self._explain_gaps(name, kind, values, column, warnings)
+            matrix[:, j] = column
         return EncodedLeads(matrix, warnings)
+
+    def _explain_gaps(
+        self, name: str, kind: str, values: Sequence[Any], column: np.ndarray, warnings: list[list[str]]
+    ) -> None:
+        """Warn about the missing values of a column; a category sent but not found as it is goes through the
+        full text normalisation, which finds its code or warns that the level is unseen."""
+        missing = self.missing_notes[name]
+        for i in np.flatnonzero(np.isnan(column)).tolist():
+            value = values[i]
+            if value is None:
+                warnings[i].append(missing)
+            elif kind == "categorical":
+                column[i] = self._normalised_code(name, value, warnings[i])
 
     def _encode_one(self, lead: Mapping[str, Any]) -> tuple[list[float], list[str]]:
         """One lead, one tight loop: the single-lead hot path."""
@@ -90,7 +120,7 @@ class Scorer:
             value = lead.get(name)
             if value is None:
                 row.append(NAN)
-                notes.append(f"missing field {name!r}: scored as missing")
+                notes.append(self.missing_notes[name])
             elif kind == "numeric":
                 row.append(float(value))
             elif kind == "boolean":
@@ -99,17 +129,6 @@ class Scorer:
                 code = self.codes[name].get(value) if value.__class__ is str else None
                 row.append(code if code is not None else self._normalised_code(name, value, notes))
         return row, notes
-
-    def _category_codes(self, name: str, values: list[Any], warnings: list[list[str]]) -> np.ndarray:
-        """Dictionary lookups; only values not found as sent go through the full text normalisation."""
-        # the lookups run in C; a value that is not text is never a key, so it is not found and normalised below
-        found = np.fromiter(map(self.codes[name].get, values, repeat(NAN)), dtype=float, count=len(values))
-        not_found = np.isnan(found)
-        if not_found.sum() > values.count(None):  # some were sent but not found as they are
-            for i in np.flatnonzero(not_found).tolist():
-                if values[i] is not None:
-                    found[i] = self._normalised_code(name, values[i], warnings[i])
-        return found
 
     def _normalised_code(self, name: str, value: Any, notes: list[str]) -> float:
         """The slow path: trimmed text or a number as text; unseen levels are scored as missing, with a warning."""
@@ -130,6 +149,11 @@ class Scorer:
     def grades(self, probabilities: np.ndarray) -> list[str]:
         return assign_grades(probabilities, self.thresholds, self.grade_names).tolist()
 
+    def _grades_and_counts(self, probabilities: np.ndarray) -> tuple[list[str], dict[str, int]]:
+        index = grade_index(probabilities, self.thresholds)
+        counts = np.bincount(index, minlength=len(self.grade_names)).tolist()
+        return self._grade_array[index].tolist(), {n: c for n, c in zip(self.grade_names, counts, strict=True) if c}
+
     def percentiles(self, probabilities: np.ndarray) -> np.ndarray:
         return np.round(percentile(probabilities, self.quantiles), 1)
 
@@ -137,25 +161,26 @@ class Scorer:
         """Scores for validated leads: probability, grade, percentile, reasons ('top', 'all' or 'none')."""
         if len(leads) == 1:
             return [self.score_one(leads[0], reasons)]
-        return self.score_columns(self.columns_of(leads), len(leads), reasons)
+        return self.score_columns(self.columns_of(leads), len(leads), reasons).results
 
-    def score_columns(self, columns: Mapping[str, list[Any]], count: int, reasons: str = "top") -> list[dict[str, Any]]:
+    def score_columns(self, columns: Mapping[str, list[Any]], count: int, reasons: str = "top") -> ScoredColumns:
         """Scores for validated leads given as one list per field (see ``columns_of``)."""
         encoded = self.encode_columns(columns, count)
-        probabilities = self.probabilities(encoded.matrix)
-        grades = self.grades(probabilities)
-        percentiles = self.percentiles(probabilities).tolist()
+        array = self.probabilities(encoded.matrix)
+        probabilities = array.tolist()
+        grades, grade_counts = self._grades_and_counts(array)
+        percentiles = self.percentiles(array).tolist()
         lead_ids = _as_text(columns[self.id_field]) if self.id_field else [None] * count
         version, scored_at = self.version, datetime.now(UTC)
         results = [
             _result(lead_id, probability, grade, rank, notes, version, scored_at)
             for lead_id, probability, grade, rank, notes in zip(
-                lead_ids, probabilities.tolist(), grades, percentiles, encoded.warnings, strict=True
+                lead_ids, probabilities, grades, percentiles, encoded.warnings, strict=True
             )
         ]
         if reasons != "none":
             self._add_reasons(columns, encoded.matrix, results, everything=reasons == "all")
-        return results
+        return ScoredColumns(results, lead_ids, probabilities, array, grades, grade_counts, scored_at)
 
     def score_one(self, lead: Mapping[str, Any], reasons: str = "top") -> dict[str, Any]:
         """One lead with scalar arithmetic only: the single-lead hot path, equal to `score` on a batch."""
@@ -219,8 +244,8 @@ def _as_text(values: list[Any]) -> list[str | None]:
     return [value if value.__class__ is str or value is None else str(value) for value in values]
 
 
-def _positions_of_none(values: list[Any]) -> list[int]:
-    return [i for i, value in enumerate(values) if value is None]
+def _missing_note(name: str) -> str:
+    return f"missing field {name!r}: scored as missing"
 
 
 def _boolean_word(value: Any) -> float:

@@ -7,8 +7,7 @@ answer differently.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ from service.auth import authorize_reader
 from service.batch_decoder import DecodedBatch
 from service.champion import ServingModel
 from service.errors import LeadRejected
+from service.scorer import ScoredColumns
 from service.store import ScoreBatch, ScoreRecord
 
 INLINE_BATCH = 64  # larger batches are scored off the event loop
@@ -99,11 +99,12 @@ def prepare_batch(state: Any, key: str | None, reasons: str | None, body: bytes)
 
     def run() -> dict[str, Any]:
         good, errors = _validate_rows(model, rows)
-        scorer = model.scorer
-        columns = scorer.columns_of(good)
-        results = scorer.score_columns(columns, len(good), mode) if good else []
-        log_scores(state, model, columns, results)
-        return _batch_reply(model, results, errors)
+        if not good:
+            return _batch_reply(model, [], errors)
+        columns = model.scorer.columns_of(good)
+        scored = model.scorer.score_columns(columns, len(good), mode)
+        log_scores(state, model, columns, scored)
+        return _batch_reply(model, scored.results, errors)
 
     return _batch_job(state, run, len(rows))
 
@@ -122,9 +123,11 @@ def _batch_job(state: Any, run: Callable[[], dict[str, Any]], count: int) -> Bat
 
 
 def _score_decoded(state: Any, model: ServingModel, decoded: DecodedBatch, mode: str) -> dict[str, Any]:
-    results = model.scorer.score_columns(decoded.columns, decoded.count, mode) if decoded.count else []
-    log_scores(state, model, decoded.columns, results)
-    return _batch_reply(model, results, [])
+    if not decoded.count:
+        return _batch_reply(model, [], [])
+    scored = model.scorer.score_columns(decoded.columns, decoded.count, mode)
+    log_scores(state, model, decoded.columns, scored)
+    return _batch_reply(model, scored.results, [])
 
 
 def _batch_reply(model: ServingModel, results: list[dict[str, Any]], errors: list[dict[str, Any]]) -> dict[str, Any]:
@@ -170,21 +173,17 @@ def _validate_rows(model: ServingModel, rows: list[Any]) -> tuple[list[dict[str,
     return good, errors
 
 
-def log_scores(
-    state: Any, model: ServingModel, columns: Mapping[str, list[Any]], results: Sequence[dict[str, Any]]
-) -> None:
+def log_scores(state: Any, model: ServingModel, columns: Mapping[str, list[Any]], scored: ScoredColumns) -> None:
     """Queue scores for the score log (off the hot path) as columns; only model fields are kept, so no PII."""
-    count = len(results)
-    probabilities = [r["probability"] for r in results]
-    grades = [r["grade"] for r in results]
+    count = len(scored.results)
     state.store.enqueue(
         ScoreBatch(
-            [r["lead_id"] for r in results],
+            scored.lead_ids,
             [model.version] * count,
-            probabilities,
-            grades,
-            [r["scored_at"] for r in results],
+            scored.probabilities,
+            scored.grades,
+            [scored.scored_at] * count,
             {name: columns[name] for name in model.scorer.fields},
         )
     )
-    metrics.record_scores(probabilities, Counter(grades))
+    metrics.record_scores(scored.probability_array, scored.grade_counts)

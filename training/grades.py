@@ -22,10 +22,14 @@ def grade_thresholds(probabilities: np.ndarray, spec: GradeSpec) -> dict[str, fl
 
 def assign_grades(probabilities: np.ndarray, thresholds: dict[str, float], names: list[str]) -> np.ndarray:
     """The best grade whose threshold a lead reaches; the last grade otherwise."""
+    return np.array(names, dtype=object)[grade_index(probabilities, thresholds)]
+
+
+def grade_index(probabilities: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:
+    """Each probability's grade as a position in the grade names (0 is the best)."""
     cuts = np.array(list(thresholds.values()))
     # thresholds run from best (highest) to worst; count how many a probability fails to reach
-    index = (np.asarray(probabilities)[:, None] < cuts[None, :]).sum(axis=1)
-    return np.array(names, dtype=object)[index]
+    return (np.asarray(probabilities)[:, None] < cuts[None, :]).sum(axis=1)
 
 
 def grade_of(probability: float, thresholds: dict[str, float], names: list[str]) -> str:

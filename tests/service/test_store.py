@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from sqlalchemy import ColumnElement, Table, create_engine, func, select
 
@@ -260,6 +261,37 @@ def test_batches_written_together_lose_only_their_bad_rows(database_url: str) ->
     assert (joined.stats.written, joined.stats.failed) == (148, 2)
     assert stored == {lead for request in requests for lead in request.lead_ids} - {"x" * 300, "r2-249"}
     assert sum(blobs) == 148
+
+
+def test_a_request_stores_its_shared_version_and_time_once(database_url: str) -> None:
+    """A request's scores share one model version and time: the blob holds each once, and reads broadcast them."""
+    shared_at = T0 + timedelta(days=3)
+    request = ScoreBatch.of_records(make_records(30, prefix="req"))
+    request = request._replace(model_versions=["v7"] * 30, scored_at=[shared_at] * 30)
+    singles = make_records(5, start=100, prefix="one")  # each its own time: kept row by row
+
+    _, stored, _ = _write_together(database_url, [request, ScoreBatch.of_records(singles)])
+
+    assert len(stored) == 35
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        blobs = [
+            orjson.loads(b)
+            for b in conn.execute(select(score_batches_table.c.columns).order_by(score_batches_table.c.id)).scalars()
+        ]
+    engine.dispose()
+    assert (blobs[0]["model_version"], blobs[0]["scored_at"]) == ("v7", shared_at.isoformat())
+    assert blobs[1]["scored_at"] == [r.scored_at.isoformat() for r in singles]
+    reader = ScoreStore(database_url)
+    reader.start()
+    try:
+        frame = reader.recent_scores(100).set_index("lead_id")
+    finally:
+        reader.stop()
+    assert len(frame) == 35
+    assert (frame.loc[request.lead_ids, "model_version"] == "v7").all()
+    assert (frame.loc[request.lead_ids, "scored_at"] == shared_at).all()
+    assert frame.loc[[r.lead_id for r in singles], "scored_at"].tolist() == [r.scored_at for r in singles]
 
 
 def test_a_full_queue_counts_what_it_drops(tmp_path: Path) -> None:
