@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -27,6 +28,13 @@ def ensure_wrk() -> str:
     subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
     subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, capture_output=True)
     return shutil.which("wrk") or "wrk"
+
+
+def scratch_dir(name: str) -> Path:
+    """A temporary folder removed when the benchmark exits: a serving run leaves gigabytes of score log."""
+    folder = Path(tempfile.mkdtemp(prefix=f"leadscore-bench-{name}-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def free_port() -> int:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import print_table, save_results, train_bundle
+from bench.common import print_table, save_results, scratch_dir, train_bundle
 from tests.e2e.server import ADMIN_KEY, SCORING_KEY, Server
 from tests.reliability import fuzzing
 
@@ -37,7 +36,7 @@ def distinct_failures(report: fuzzing.FuzzReport) -> list[list[str]]:
 
 
 def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="leadscore-bench-fuzz-"))
+    work = scratch_dir("fuzz")
     bundle_dir = train_bundle(20_000, 0, work)
     server = Server(bundle_dir, f"sqlite:///{work / 'scores.db'}", work / "server.log")
     server.start()

@@ -7,18 +7,26 @@ bare endpoint measured in the same run.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import sys
-import tempfile
 from pathlib import Path
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, free_port, print_table, python, run_wrk, save_results, start_server, train_bundle
+from bench.common import (
+    REPO,
+    free_port,
+    print_table,
+    python,
+    run_wrk,
+    save_results,
+    scratch_dir,
+    start_server,
+    train_bundle,
+)
 from training.synthetic import generate_leads
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
@@ -41,7 +49,7 @@ def _server(app: str, port: int, workers: int) -> list[str]:
 
 
 def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="leadscore-bench-serve-"))
+    work = scratch_dir("serve")
     bundle_dir = train_bundle(20_000, 0, work)
     one, batch = _lead_bodies()
     results, stored = {}, {}
@@ -111,7 +119,6 @@ def main() -> None:
         "serve",
         {str(w): {**{k: vars(v) for k, v in runs.items()}, "score_log": stored[w]} for w, runs in results.items()},
     )
-    print(json.dumps({"bundle": str(bundle_dir)}))
 
 
 if __name__ == "__main__":

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import print_table, run_wrk, save_results, train_bundle
+from bench.common import print_table, run_wrk, save_results, scratch_dir, train_bundle
 from tests.e2e.server import SCORING_KEY, Server
 from tests.reliability import load
 
@@ -49,7 +48,7 @@ def failed_targets(result: load.SoakReport) -> list[str]:
 
 
 def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="leadscore-bench-soak-"))
+    work = scratch_dir("soak")
     bundle_dir = train_bundle(20_000, 0, work)
     # open access, as in bench/serve.py: wrk sends no key (the key check costs microseconds)
     open_access = {"LEADSCORE_API_KEYS": "", "LEADSCORE_ADMIN_KEYS": ""}

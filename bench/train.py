@@ -12,13 +12,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, print_table, python, save_results
+from bench.common import REPO, print_table, python, save_results, scratch_dir
 
 SIZES = [int(n) for n in os.environ.get("BENCH_TRAIN_ROWS", "100000,1000000").split(",")]
 
@@ -115,7 +114,7 @@ def scoring_table(scoring: dict) -> None:
 def main() -> None:
     from training.synthetic import generate_leads, write_leads
 
-    work = Path(tempfile.mkdtemp(prefix="leadscore-bench-train-"))
+    work = scratch_dir("train")
     env = {"LEADSCORE_MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "PYTHONPATH": str(REPO)}
     rows, results = [], {}
     batch = None
