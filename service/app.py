@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -96,6 +97,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     await asyncio.to_thread(store.start)
     app.state.store = store
+    app.state.batch_limiter = anyio.CapacityLimiter(settings.batch_threads)
     await reload_model(app)
     # Everything loaded so far lives for the whole process: keep it out of the collector's full passes,
     # which otherwise pause requests for tens of milliseconds (the p99 of single-lead scoring).

@@ -15,11 +15,10 @@ from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import HTTPException
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from service.errors import LeadRejected, validation_problems
-from service.scoring import prepare_batch, score_one_lead
+from service.scoring import prepare_batch, run_batch, score_one_lead
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -56,8 +55,8 @@ class ScoringLane:
             if route is SCORE_ONE:
                 payload = score_one_lead(scope["app"].state, key, reasons, body)
             else:
-                job = prepare_batch(scope["app"].state, key, reasons, body)
-                payload = job.run() if job.small else await run_in_threadpool(job.run)
+                state = scope["app"].state
+                payload = await run_batch(state, prepare_batch(state, key, reasons, body))
         except LeadRejected as exc:
             await _reply(send, 422, {"detail": validation_problems(exc.errors)})
         except HTTPException as exc:

@@ -6,14 +6,13 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
 
 from service import metrics
 from service.auth import ADMIN_RESPONSES, READER_RESPONSES, READER_SECURITY_OPENAPI, AdminDep, ReaderDep
 from service.champion import ServingModel
 from service.monitoring import monitoring_report
 from service.schemas import BatchScores, LeadScore, OutcomeIn, OutcomeOut
-from service.scoring import REASON_MODES, prepare_batch, score_one_lead
+from service.scoring import REASON_MODES, prepare_batch, run_batch, score_one_lead
 from service.scoring import serving_model as scoring_model
 from service.store import StoreUnavailable
 
@@ -82,7 +81,7 @@ async def score_batch(request: Request) -> Response:
     """Score many leads; a bad row gets its own error entry and the good rows are scored."""
     key, reasons = request.headers.get("x-api-key"), request.query_params.get("reasons")
     job = prepare_batch(request.app.state, key, reasons, await request.body())
-    return _json(job.run() if job.small else await run_in_threadpool(job.run))
+    return _json(await run_batch(request.app.state, job))
 
 
 @router.post(

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import orjson
 from fastapi import HTTPException, status
 from pydantic import ValidationError
@@ -107,6 +108,17 @@ def prepare_batch(state: Any, key: str | None, reasons: str | None, body: bytes)
         return _batch_reply(model, scored.results, errors)
 
     return _batch_job(state, run, len(rows))
+
+
+async def run_batch(state: Any, job: BatchJob) -> dict[str, Any]:
+    """A small batch inline; a larger one on a worker thread, at most ``batch_threads`` at a time per process.
+
+    Large batches are pure Python under the GIL, so threads beyond one take turns rather than work together;
+    waiting batches wait here, on the event loop, in the order they came.
+    """
+    if job.small:
+        return job.run()
+    return await anyio.to_thread.run_sync(job.run, limiter=state.batch_limiter)
 
 
 def _batch_job(state: Any, run: Callable[[], dict[str, Any]], count: int) -> BatchJob:
