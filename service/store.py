@@ -22,6 +22,7 @@ import atexit
 import functools
 import logging
 import math
+import sqlite3
 import threading
 import time
 import weakref
@@ -82,6 +83,7 @@ CONNECT_TIMEOUT_S = 3
 POOL_TIMEOUT_S = 5
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SCHEMA_ATTEMPTS = 6
+WAL_SWITCH_ATTEMPTS = 10
 INDEX_EVERY = 100_000  # scores per lead-index chunk
 RECORDS_PER_WRITE = 500  # single-lead scores per write at most (see _next_batch)
 CATCH_UP_WAIT_S = 10.0  # the longest a batch waits for the writer before its scores are queued anyway
@@ -457,10 +459,23 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # first, so the switch to WAL waits too
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=FULL")
     finally:
         cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """WAL mode, retried: while other connections open the same new file at the same moment, SQLite can refuse
+    the switch at once as locked, without waiting out the busy timeout (seen with four workers starting)."""
+    for attempt in range(1, WAL_SWITCH_ATTEMPTS + 1):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == WAL_SWITCH_ATTEMPTS:
+                raise
+            time.sleep(0.01 * attempt)
 
 
 def build_engine(url: URL) -> Engine:

@@ -189,6 +189,16 @@ def test_stores_started_together_share_one_schema(database_url: str) -> None:
         started.stop()
 
 
+def test_workers_opening_a_new_sqlite_file_at_once_all_start(tmp_path: Path) -> None:
+    """SQLite can refuse the switch to WAL as locked without waiting; about one start in seven of four failed."""
+    for round_ in range(25):
+        stores = [ScoreStore(f"sqlite:///{tmp_path / f'new-{round_}.db'}") for _ in range(4)]
+        with ThreadPoolExecutor(len(stores)) as pool:
+            list(pool.map(ScoreStore.start, stores))
+        for started in stores:
+            started.stop()
+
+
 def test_two_stores_on_one_sqlite_file_lose_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     stores = [ScoreStore(url, batch_size=200, flush_interval_s=0.005) for _ in range(2)]
