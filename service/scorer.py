@@ -17,7 +17,7 @@ import numpy as np
 
 from training.bundle import Bundle
 from training.engine import TreeEngine
-from training.grades import assign_grades, grade_index, grade_of
+from training.grades import grade_index, grade_of
 from training.model import BOOLEAN_CODES, one_category_text
 from training.reference import percentile, percentile_of
 
@@ -146,10 +146,8 @@ class Scorer:
         """Exact per-field contributions to the calibrated log-odds, and the base value, per lead."""
         return self.engine.contributions(matrix)
 
-    def grades(self, probabilities: np.ndarray) -> list[str]:
-        return assign_grades(probabilities, self.thresholds, self.grade_names).tolist()
-
-    def _grades_and_counts(self, probabilities: np.ndarray) -> tuple[list[str], dict[str, int]]:
+    def grades(self, probabilities: np.ndarray) -> tuple[list[str], dict[str, int]]:
+        """Each lead's grade, and how many leads got each grade (for the metrics)."""
         index = grade_index(probabilities, self.thresholds)
         counts = np.bincount(index, minlength=len(self.grade_names)).tolist()
         return self._grade_array[index].tolist(), {n: c for n, c in zip(self.grade_names, counts, strict=True) if c}
@@ -168,7 +166,7 @@ class Scorer:
         encoded = self.encode_columns(columns, count)
         array = self.probabilities(encoded.matrix)
         probabilities = array.tolist()
-        grades, grade_counts = self._grades_and_counts(array)
+        grades, grade_counts = self.grades(array)
         percentiles = self.percentiles(array).tolist()
         lead_ids = _as_text(columns[self.id_field]) if self.id_field else [None] * count
         version, scored_at = self.version, datetime.now(UTC)

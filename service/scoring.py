@@ -113,8 +113,8 @@ def prepare_batch(state: Any, key: str | None, reasons: str | None, body: bytes)
 async def run_batch(state: Any, job: BatchJob) -> dict[str, Any]:
     """A small batch inline; a larger one on a worker thread, at most ``batch_threads`` at a time per process.
 
-    Large batches are pure Python under the GIL, so threads beyond one take turns rather than work together;
-    waiting batches wait here, on the event loop, in the order they came.
+    Scoring a batch is mostly Python under the GIL, so threads beyond one take turns rather than work
+    together; waiting batches wait here, on the event loop, in the order they came.
     """
     if job.small:
         return job.run()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -91,6 +93,9 @@ def test_grades_and_percentiles_match_the_bundle(trained: Trained, awkward_leads
     assert [r["grade"] for r in results] == list(grades)
     expected = np.round(percentile(p, trained.bundle.reference["scores"]["quantiles"]), 1)
     np.testing.assert_array_equal([r["percentile"] for r in results], expected)
+    again, counts = scorer.grades(p)  # the counts feed the leads-scored-by-grade metric
+    assert again == list(grades)
+    assert counts == dict(Counter(again)) and sum(counts.values()) == len(results)
 
 
 def test_one_lead_at_a_time_equals_the_batch_path(trained: Trained, awkward_leads: pd.DataFrame) -> None:
