@@ -386,11 +386,13 @@ def unstorable_rows(batch: ScoreBatch) -> dict[int, str]:
     return problems
 
 
+_SCORE_COLUMNS = ("lead_id", "model_version", "probability", "grade", "scored_at")  # as written and as read
+
+
 def _score_rows(dialect: Dialect, write: ScoreWrite) -> tuple[str, list[tuple[Any, ...]]]:
     """The scores INSERT in the driver's parameter style, and one tuple per row, stored as SQLAlchemy stores them."""
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
-    columns = ("lead_id", "model_version", "probability", "grade", "scored_at")
-    sql = f"INSERT INTO scores ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"
+    sql = f"INSERT INTO scores ({', '.join(_SCORE_COLUMNS)}) VALUES ({', '.join([marker] * len(_SCORE_COLUMNS))})"
     stored_time = _sqlite_timestamp if dialect.name == "sqlite" else as_utc
     stamped: dict[datetime, Any] = {}  # a batch's scores mostly share one time: convert each time once
     rows: list[tuple[Any, ...]] = []
@@ -410,9 +412,8 @@ _SQLITE_ROWS_PER_STATEMENT = 500  # 2,500 parameters, well under SQLite's limit 
 
 @functools.cache
 def _sqlite_multi_row_insert(rows: int) -> str:
-    return "INSERT INTO scores (lead_id, model_version, probability, grade, scored_at) VALUES " + ", ".join(
-        ["(?, ?, ?, ?, ?)"] * rows
-    )
+    row = f"({', '.join(['?'] * len(_SCORE_COLUMNS))})"
+    return f"INSERT INTO scores ({', '.join(_SCORE_COLUMNS)}) VALUES " + ", ".join([row] * rows)
 
 
 def _insert_sqlite_rows(conn: Any, parameters: list[tuple[Any, ...]]) -> None:
@@ -541,9 +542,6 @@ def _utc_series(values: list[Any]) -> pd.Series:
     return pd.Series(pd.to_datetime(values, utc=True), dtype="datetime64[us, UTC]")
 
 
-_SCORE_FRAME_COLUMNS = ["lead_id", "model_version", "probability", "grade", "scored_at"]
-
-
 def _scores_frame(blobs: Sequence[bytes], limit: int) -> pd.DataFrame:
     """The newest ``limit`` scores of these writes (given newest first) with one column per lead field,
     newest first; a field named like a score column gets a `feature_` prefix."""
@@ -568,7 +566,7 @@ def _scores_frame(blobs: Sequence[bytes], limit: int) -> pd.DataFrame:
     frame["scored_at"] = pd.to_datetime(frame["scored_at"], utc=True, format="ISO8601").astype("datetime64[us, UTC]")
     frame = frame.sort_values("scored_at", ascending=False, kind="stable", ignore_index=True)
     names = {c: c.removeprefix("feature:") for c in frame.columns if c.startswith("feature:")}
-    return frame.rename(columns={c: f"feature_{n}" if n in _SCORE_FRAME_COLUMNS else n for c, n in names.items()})
+    return frame.rename(columns={c: f"feature_{n}" if n in _SCORE_COLUMNS else n for c, n in names.items()})
 
 
 def _scored_outcomes_frame(pairs: Sequence[tuple[Row[Any], Row[Any]]]) -> pd.DataFrame:
@@ -926,7 +924,7 @@ class ScoreStore:
         """One transaction: a columns blob per part, then the narrow rows as ready-made tuples, straight to the driver.
 
         SQLAlchemy's per-row type processing costs ~20 µs a row under the GIL, which the request threads
-        feel as latency; the driver's executemany of ready-made tuples costs a fraction of that.
+        feel as latency; ready-made tuples (an executemany, or multi-row statements on SQLite) cost a fraction.
         """
         sql, parameters = _score_rows(engine.dialect, write)
         blobs = [{"size": part.count, "columns": _columns_blob(part)} for part in write.parts]
