@@ -195,6 +195,10 @@ class CalibratedBlend(LogOddsModel, ClassifierMixin, BaseEstimator):
         w_trees, w_logistic = self.weights
         return w_trees * self.trees.raw_score(X) + w_logistic * self.logistic.raw_score(X)
 
+    def predict_proba_uncalibrated(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """A blend's weights and intercept are its calibration: there is no separate uncalibrated score."""
+        return self.predict_proba(X)[:, 1]
+
     def raw_contributions(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         w_trees, w_logistic = self.weights
         return w_trees * self.trees.raw_contributions(X) + w_logistic * self.logistic.raw_contributions(X)

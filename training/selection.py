@@ -110,6 +110,7 @@ class Selection:
     folds: Folds
     budget: SearchBudget
     seconds: float
+    y: np.ndarray  # the development outcomes the folds index
 
     def report(self) -> dict[str, Any]:
         """metrics.json's ``cv`` part."""
@@ -320,6 +321,7 @@ def select_model(
     seed: int = 0,
     families: tuple[str, ...] = ("lightgbm", "logistic", "blend"),
     progress: Progress = _silent,
+    grid: list[dict[str, Any]] | None = None,
 ) -> Selection:
     """Every candidate on the same folds; the lowest cross-fitted out-of-fold log loss wins."""
     start = time.perf_counter()
@@ -327,8 +329,9 @@ def select_model(
     candidates: dict[str, Candidate] = {}
     trees = logistic = None
     if {"lightgbm", "blend"} & set(families):
-        for number, settings in enumerate(LIGHTGBM_GRID[: budget.lightgbm_settings], start=1):
-            progress(f"cross-validating LightGBM setting {number}/{budget.lightgbm_settings} {settings or 'default'}")
+        settings_to_try = (grid or LIGHTGBM_GRID)[: budget.lightgbm_settings]
+        for number, settings in enumerate(settings_to_try, start=1):
+            progress(f"cross-validating LightGBM setting {number}/{len(settings_to_try)}: {settings or 'default'}")
             found = lightgbm_out_of_fold(X, y, folds, settings, categorical, seed)
             if trees is None or found.raw_log_loss < trees.raw_log_loss:
                 trees = found
@@ -345,7 +348,7 @@ def select_model(
     if not allowed:
         raise ValueError(f"no candidate among {families}")
     chosen = min(allowed.values(), key=lambda c: c.cross_fitted_log_loss)
-    return Selection(chosen, candidates, folds, budget, time.perf_counter() - start)
+    return Selection(chosen, candidates, folds, budget, time.perf_counter() - start, y)
 
 
 def refit(
@@ -360,7 +363,7 @@ def refit(
     chosen = selection.chosen
 
     def trees(settings: dict[str, Any]) -> CalibratedBooster:
-        return CalibratedBooster({**settings, "random_state": seed}, categorical).fit(X, y)
+        return CalibratedBooster({**settings, "random_state": seed, "n_jobs": CV_THREADS}, categorical).fit(X, y)
 
     def logistic(settings: dict[str, Any]) -> BinnedLogistic:
         return BinnedLogistic(kinds, C=settings["C"]).fit(X, y)
