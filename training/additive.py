@@ -143,6 +143,8 @@ class BinnedLogistic(LogOddsModel, ClassifierMixin, BaseEstimator):
         self.slope_, self.intercept_ = 1.0, 0.0
         # reasons are measured from the average lead of the training data, as tree contributions are
         self.centers_ = self._field_parts(X).mean(axis=0)
+        self.base_ = self.bias_ + float(self.centers_.sum())
+        self.center_lists_ = self.centers_.tolist()
         return self
 
     # ------------------------------------------------------------------ scoring
@@ -169,22 +171,29 @@ class BinnedLogistic(LogOddsModel, ClassifierMixin, BaseEstimator):
     def raw_one(self, row: list[float]) -> float:
         """The same sum for one row given as a list, with scalar arithmetic only."""
         total = self.bias_
-        for j, table in enumerate(self.table_lists_):
-            value = row[j]
-            part = table[self.level_one(j, value)]
-            trend = self.trend_lists_[j]
-            if trend is not None:
-                low, high, mean, sd, weight = trend
-                part += weight * ((min(max(value, low), high) - mean) / sd if value == value else 0.0)
-            total += part
+        for j in range(len(self.table_lists_)):
+            total += self._part_one(j, row[j])
         return total
+
+    def _part_one(self, j: int, value: float) -> float:
+        part = self.table_lists_[j][self.level_one(j, value)]
+        trend = self.trend_lists_[j]
+        if trend is not None:
+            low, high, mean, sd, weight = trend
+            part += weight * ((min(max(value, low), high) - mean) / sd if value == value else 0.0)
+        return part
+
+    def raw_contributions_one(self, row: list[float]) -> list[float]:
+        """``raw_contributions`` of one row given as a list, with scalar arithmetic only."""
+        centers = self.center_lists_
+        return [*(self._part_one(j, value) - centers[j] for j, value in enumerate(row)), self.base_]
 
     def raw_contributions(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """(n, fields + 1): each field's part less its training mean, then the base value."""
         parts = self._field_parts(X)
         out = np.empty((len(parts), parts.shape[1] + 1))
         out[:, :-1] = parts - self.centers_
-        out[:, -1] = self.bias_ + float(self.centers_.sum())
+        out[:, -1] = self.base_
         return out
 
 
