@@ -122,7 +122,7 @@ class BinnedLogistic(LogOddsModel, ClassifierMixin, BaseEstimator):
 
     def penalised_fit(self, design: sparse.csr_matrix, y: np.ndarray, warm: LogisticRegression | None = None):
         """The L2-penalised fit; ``warm`` continues from an earlier fit (a path over C)."""
-        fit = warm or LogisticRegression(max_iter=2000, tol=1e-5, warm_start=True)
+        fit = warm or LogisticRegression(max_iter=2000, tol=1e-4, warm_start=True)
         fit.set_params(C=self.C)
         return fit.fit(design, y)
 
