@@ -52,20 +52,28 @@ def _silent(_: str) -> None:
 
 @dataclass(frozen=True)
 class SearchBudget:
-    lightgbm_settings: int
+    lightgbm_settings: list[int]  # positions in LIGHTGBM_GRID
     logistic_c: list[float]
+    logistic_bins: tuple[int, ...]
 
     def describe(self) -> str:
-        return f"{self.lightgbm_settings} LightGBM setting(s), {len(self.logistic_c)} logistic strengths"
+        return (
+            f"{len(self.lightgbm_settings)} LightGBM setting(s), "
+            f"{len(self.logistic_bins) * len(self.logistic_c)} logistic setting(s)"
+        )
 
 
 def search_budget(rows: int) -> SearchBudget:
-    """Fewer settings as tables grow: large tables leave less to gain from regularisation and cost more per fit."""
+    """Fewer settings as tables grow: large tables leave less to gain from regularisation and cost more per fit.
+
+    Up to 50,000 development rows, everything; up to 250,000, the default and the medium trees, binned numbers
+    and three strengths; beyond, the default trees and two strengths.
+    """
     if rows <= 50_000:
-        return SearchBudget(len(LIGHTGBM_GRID), LOGISTIC_C_GRID)
+        return SearchBudget(list(range(len(LIGHTGBM_GRID))), LOGISTIC_C_GRID, LOGISTIC_BINS)
     if rows <= 250_000:
-        return SearchBudget(2, LOGISTIC_C_GRID[2:])
-    return SearchBudget(1, LOGISTIC_C_GRID[3:5])
+        return SearchBudget([0, 2], LOGISTIC_C_GRID[2:5], LOGISTIC_BINS[1:])
+    return SearchBudget([0], LOGISTIC_C_GRID[3:5], LOGISTIC_BINS[1:])
 
 
 @dataclass
@@ -114,6 +122,7 @@ class Selection:
     budget: SearchBudget
     seconds: float
     y: np.ndarray  # the development outcomes the folds index
+    tried: list[dict[str, Any]] = field(default_factory=list)  # every LightGBM setting and its fold log loss
 
     def report(self) -> dict[str, Any]:
         """metrics.json's ``cv`` part."""
@@ -132,6 +141,7 @@ class Selection:
                 "cross_fitted_log_loss": self.chosen.calibration_losses,
             },
             "candidates": {name: candidate.summary() for name, candidate in self.candidates.items()},
+            "lightgbm_settings_tried": self.tried,
             "seconds": self.seconds,
         }
 
@@ -354,21 +364,23 @@ def select_model(
     start = time.perf_counter()
     budget = search_budget(len(y))
     candidates: dict[str, Candidate] = {}
+    tried: list[dict[str, Any]] = []
     trees = logistic = None
     if {"lightgbm", "blend"} & set(families):
-        settings_to_try = (grid or LIGHTGBM_GRID)[: budget.lightgbm_settings]
+        settings_to_try = grid or [LIGHTGBM_GRID[i] for i in budget.lightgbm_settings]
         for number, settings in enumerate(settings_to_try, start=1):
             progress(f"cross-validating LightGBM setting {number}/{len(settings_to_try)}: {settings or 'default'}")
             found = lightgbm_out_of_fold(X, y, folds, settings, categorical, seed, progress)
+            tried.append({"settings": found.settings, "raw_log_loss": found.raw_log_loss})
             if trees is None or found.raw_log_loss < trees.raw_log_loss:
                 trees = found
         candidates["lightgbm"] = calibrated_candidate(trees, y, folds)
     if {"logistic", "blend"} & set(families):
         progress(
-            f"cross-validating the additive logistic model over {len(LOGISTIC_BINS)} binnings "
+            f"cross-validating the additive logistic model over {len(budget.logistic_bins)} binning(s) "
             f"x {len(budget.logistic_c)} strengths"
         )
-        logistic = logistic_out_of_fold(X, y, folds, kinds, budget.logistic_c)
+        logistic = logistic_out_of_fold(X, y, folds, kinds, budget.logistic_c, budget.logistic_bins)
         candidates["logistic"] = calibrated_candidate(logistic, y, folds)
     if "blend" in families and trees is not None and logistic is not None:
         blend = blend_candidate(trees, logistic, y, folds)
@@ -378,7 +390,7 @@ def select_model(
     if not allowed:
         raise ValueError(f"no candidate among {families}")
     chosen = min(allowed.values(), key=lambda c: c.cross_fitted_log_loss)
-    return Selection(chosen, candidates, folds, budget, time.perf_counter() - start, y)
+    return Selection(chosen, candidates, folds, budget, time.perf_counter() - start, y, tried)
 
 
 def refit(
