@@ -82,7 +82,7 @@ def train(
     auc_margin: Annotated[
         float, typer.Option(help="Quality gate: ROC AUC may be this much below the champion's.")
     ] = 0.01,
-    seed: Annotated[int, typer.Option(help="Random seed for splits and fitting.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed for folds and fitting (not the holdout).")] = 0,
     folds: Annotated[
         int, typer.Option(min=1, help="Cross-validation folds that choose the model; 1: a single split.")
     ] = 5,

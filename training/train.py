@@ -223,7 +223,7 @@ def fit_and_evaluate(
     y = table.converted.astype(int)
     features = table.features
     if options.folds >= 2:
-        split = split_holdout(table.converted, table.time, options.seed)
+        split = split_holdout(table.converted, table.time)
     else:
         split = split_leads(table.converted, table.time, options.seed)
     progress(f"split: {split.describe()}")

@@ -14,7 +14,7 @@ from tests.conftest import SAMPLE_SPEC, Trained
 from training.data import prepare_leads
 from training.profile import Profile
 from training.spec import read_spec
-from training.split import split_leads
+from training.split import split_holdout, split_leads
 from training.synthetic import NOISE_FIELDS
 
 HOLDOUT_KEYS = {"roc_auc", "pr_auc", "brier", "log_loss", "ece"}
@@ -112,6 +112,14 @@ def test_without_time_the_split_is_stratified(sample_leads: pd.DataFrame) -> Non
     parts = [split.fit, split.early_stopping, split.calibration, split.holdout]
     assert sum(len(p) for p in parts) == len(table.converted)
     assert len(np.unique(np.concatenate(parts))) == len(table.converted)
+
+
+def test_the_seed_never_changes_which_leads_are_held_out(sample_leads: pd.DataFrame) -> None:
+    table = prepare_leads(sample_leads, read_spec(SAMPLE_SPEC).model_copy(update={"time": None}))
+    first, other = split_leads(table.converted, None, seed=0), split_leads(table.converted, None, seed=5)
+    assert np.array_equal(first.holdout, other.holdout)
+    assert not np.array_equal(first.calibration, other.calibration)
+    assert np.array_equal(split_holdout(table.converted, None).holdout, first.holdout)
 
 
 def test_grades_follow_sales_capacity(trained: Trained) -> None:
