@@ -170,9 +170,13 @@ def _converts_like_missing(text: pd.Series, mode: str, converted: np.ndarray, ov
         return None
     return (
         f"its most common value, and those leads convert like the leads where it is missing "
-        f"({rate_mode:.1%} vs {rate_missing:.1%}, equal within ±{margin:.1%}: p = {same:.3f}) while its other "
-        f"values convert differently ({float(converted[others].mean()):.1%}: p = {differs:.3f})"
+        f"({rate_mode:.1%} vs {rate_missing:.1%}, equal within ±{margin:.1%} by two one-sided tests, {_p(same)}) "
+        f"while its other values convert differently ({float(converted[others].mean()):.1%}, {_p(differs)})"
     )
+
+
+def _p(p_value: float) -> str:
+    return "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
 
 
 def _equivalence_p_value(a: np.ndarray, b: np.ndarray, margin: float) -> float:
