@@ -112,7 +112,7 @@ class LeadEncoder(TransformerMixin, BaseEstimator):
         kinds = self.kinds or {}
         self.feature_names_in_ = np.array(list(kinds), dtype=object)
         self.categories_ = {
-            name: self._levels(self._without_placeholders(name, X[name]))
+            name: self._levels(self.without_placeholders(name, X[name]))
             for name, kind in kinds.items()
             if kind == "categorical"
         }
@@ -130,12 +130,13 @@ class LeadEncoder(TransformerMixin, BaseEstimator):
             out[:, j] = self._encode(name, kind, column)
         return out
 
-    def _without_placeholders(self, name: str, column: pd.Series) -> pd.Series:
+    def without_placeholders(self, name: str, column: pd.Series) -> pd.Series:
+        """The column with the field's placeholders as missing values."""
         values = (self.missing_values or {}).get(name)
         return mask_placeholders(column, values)[0] if values else column
 
     def _encode(self, name: str, kind: str, column: pd.Series) -> np.ndarray:
-        column = self._without_placeholders(name, column)
+        column = self.without_placeholders(name, column)
         if kind == "numeric":
             return numeric_values(column)
         if kind == "boolean":

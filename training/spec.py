@@ -115,11 +115,13 @@ class DatasetSpec(BaseModel):
 
     @model_validator(mode="after")
     def _placeholders_name_features(self) -> DatasetSpec:
-        reserved = sorted(set(self.missing_values.fields) & self.reserved_columns())
-        if reserved:
+        # excluded and PII fields may keep theirs (excluding a field should not need a second edit): never used
+        special = {self.target, self.id, self.time, self.value}
+        named = sorted(name for name in self.missing_values.fields if name in special)
+        if named:
             raise ValueError(
-                f"missing_values.fields names {', '.join(map(repr, reserved))}, which the spec reserves "
-                f"(target, id, time, value, exclude or pii); placeholders apply to feature fields only"
+                f"missing_values.fields names {', '.join(map(repr, named))}, the spec's target, id, time or "
+                f"value; placeholders apply to feature fields only"
             )
         return self
 

@@ -161,3 +161,15 @@ def test_the_api_accepts_a_declared_placeholder_for_a_number(
     refused = client.post("/v1/leads/score", json=base | {"pages_viewed": "many"})
     assert refused.status_code == 422
     assert {problem["field"] for problem in refused.json()["detail"]} == {"pages_viewed"}
+
+
+def test_monitoring_counts_select_as_missing_like_the_training_data(client: TestClient) -> None:
+    frame = generate_leads(n=400, seed=43).drop(columns=["converted", "deal_value", "account_manager_assigned"])
+    frame["created_at"] = frame["created_at"].astype(str)
+    leads = _requests(frame)
+    assert client.post("/v1/leads/score/batch", json={"leads": leads}).status_code == 200
+    client.app.state.store.flush()
+    city = client.get("/v1/monitoring").json()["drift"]["fields"]["city"]
+    sent = np.mean([lead["city"] in (None, "Select") for lead in leads])
+    assert city["live_missing_share"] == pytest.approx(sent)
+    assert city["status"] == "green" and city["psi"] < 0.1

@@ -77,6 +77,8 @@ def test_missing_values_are_a_list_for_every_field_or_per_field_lists() -> None:
     both = parse_spec({"target": "y", "missing_values": {"all": ["Select"], "fields": {"city": ["Unknown", "Select"]}}})
     assert both.missing_values_for(["city", "plan"]) == {"city": ["Select", "Unknown"], "plan": ["Select"]}
     assert parse_spec({"target": "y"}).missing_values_for(["city"]) == {}
+    excluded = parse_spec({"target": "y", "exclude": ["city"], "missing_values": {"fields": {"city": ["Select"]}}})
+    assert excluded.feature_candidates(["city", "plan", "y"]) == ["plan"]
 
 
 @pytest.mark.parametrize(
@@ -89,7 +91,7 @@ def test_missing_values_are_a_list_for_every_field_or_per_field_lists() -> None:
         ({"fields": {"city": "Select"}}, "missing_values.fields.city: Input should be a valid list"),
         ({"fields": {"city": [True]}}, "True is not text"),
         ({"every": ["Select"]}, "missing_values.every: unknown key (allowed: all, fields)"),
-        ({"fields": {"y": ["Select"]}}, "missing_values.fields names 'y', which the spec reserves"),
+        ({"fields": {"y": ["Select"]}}, "missing_values.fields names 'y', the spec's target"),
     ],
 )
 def test_missing_values_of_the_wrong_shape_are_refused(missing_values: object, problem: str) -> None:
