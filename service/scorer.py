@@ -71,6 +71,11 @@ class Scorer:
         self.missing_notes: dict[str, str] = {name: _missing_note(name) for name in self.fields}
         # the encoder's placeholders per field: a lead sending one is scored exactly as if the field were missing
         self.placeholders: dict[str, frozenset[str]] = {name: encoder.placeholders(name) for name in self.fields}
+        # the warning per placeholder as declared, found without normalising: a form sends the same spelling
+        self.placeholder_notes: dict[str, dict[str, str]] = {
+            name: {value: _placeholder_note(name, value) for value in (encoder.missing_values or {}).get(name, [])}
+            for name in self.fields
+        }
 
     def columns_of(self, leads: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
         """Validated lead dicts as one list per field the scorer reads (the model's fields and the id)."""
@@ -141,6 +146,10 @@ class Scorer:
     def _normalised_code(self, name: str, value: Any, notes: list[str]) -> float:
         """The slow path: trimmed text or a number as text; placeholders and unseen levels are scored as missing,
         with a warning."""
+        note = self.placeholder_notes[name].get(value) if value.__class__ is str else None
+        if note is not None:
+            notes.append(note)
+            return NAN
         text = one_category_text(value)
         code = self.codes[name].get(text)
         if code is not None:
@@ -152,7 +161,7 @@ class Scorer:
 
     def _placeholder(self, name: str, value: str, notes: list[str]) -> float:
         """A declared placeholder ('Select'): missing, as training made it."""
-        notes.append(f"placeholder {value.strip()[:_WARNING_VALUE_CHARS]!r} for {name!r}: scored as missing")
+        notes.append(_placeholder_note(name, value))
         return NAN
 
     def _boolean_text(self, name: str, value: Any, notes: list[str]) -> float:
@@ -274,6 +283,10 @@ def _as_text(values: list[Any]) -> list[str | None]:
 
 def _missing_note(name: str) -> str:
     return f"missing field {name!r}: scored as missing"
+
+
+def _placeholder_note(name: str, value: str) -> str:
+    return f"placeholder {value.strip()[:_WARNING_VALUE_CHARS]!r} for {name!r}: scored as missing"
 
 
 def _boolean_word(value: Any) -> float:
