@@ -15,7 +15,9 @@ import msgspec
 from msgspec import Meta
 from msgspec.structs import astuple
 
+from service.schemas import placeholders_of
 from training.bundle import Bundle
+from training.placeholders import placeholder_pattern
 from training.schema import FieldSchema
 
 
@@ -36,12 +38,18 @@ def _text(max_length: int) -> Any:
     return Annotated[str, Meta(max_length=max_length)] | _Int64 | None
 
 
-def _field_type(field: FieldSchema, max_length: int) -> Any:
+def _field_type(field: FieldSchema, max_length: int, placeholders: list[str]) -> Any:
     if field.kind == "numeric":
-        return float | None  # JSON numbers only; msgspec refuses numbers beyond the double range
+        # JSON numbers only; msgspec refuses numbers beyond the double range
+        return float | _placeholder(placeholders) | None if placeholders else float | None
     if field.kind == "boolean":
-        return bool | None
+        return bool | _placeholder(placeholders) | None if placeholders else bool | None
     return _text(max_length)
+
+
+def _placeholder(placeholders: list[str]) -> Any:
+    """The declared placeholders of a number or boolean, the same pattern the lead schema uses."""
+    return Annotated[str, Meta(pattern=placeholder_pattern(placeholders))]
 
 
 class BatchDecoder:
@@ -52,8 +60,9 @@ class BatchDecoder:
         id_field = bundle.spec.get("id")
         if id_field:
             types[id_field] = _text(max_length)
+        placeholders = placeholders_of(bundle)
         for field in bundle.schema:
-            types[field.name] = _field_type(field, max_length)
+            types[field.name] = _field_type(field, max_length, placeholders.get(field.name, []))
         for name in ignored:
             types[name] = Annotated[str, Meta(max_length=max_length)] | _Int64 | float | bool | None
         # JSON names need not be identifiers: the struct's attributes are f0, f1, ... renamed to them.

@@ -28,8 +28,10 @@ def psi_status(psi: float | None) -> str:
 def field_drift(recent: pd.DataFrame, bundle: Bundle) -> dict[str, dict[str, Any]]:
     """PSI per field between recent scored leads and the training data, with the shares behind it."""
     drift = {}
+    encoder = bundle.pipeline["encode"]
     for name, reference in bundle.reference["fields"].items():
         column = recent[name] if name in recent.columns else pd.Series([None] * len(recent), dtype=object)
+        column = encoder.without_placeholders(name, column)  # missing in the reference too, not unseen levels
         if reference["kind"] == "numeric":
             live = numeric_shares(numeric_values(column), reference["edges"])
         else:

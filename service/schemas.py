@@ -20,6 +20,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from training.bundle import Bundle
+from training.placeholders import placeholder_pattern
 from training.schema import FieldSchema
 
 
@@ -103,13 +104,27 @@ def _scalar(max_length: int) -> Any:
     return Annotated[str, StringConstraints(max_length=max_length)] | Annotated[int, Strict()] | float | bool | None
 
 
-def _field_type(field: FieldSchema, max_length: int) -> Any:
-    """JSON types per field kind; wrong types, NaN/inf and overlong strings fail validation by name."""
+def _field_type(field: FieldSchema, max_length: int, placeholders: list[str]) -> Any:
+    """JSON types per field kind; wrong types, NaN/inf and overlong strings fail validation by name.
+
+    A number or boolean may also be one of the field's declared placeholders (`"n/a"`), scored as missing.
+    """
     if field.kind == "numeric":
-        return Annotated[float, Field(strict=True, allow_inf_nan=False)] | None  # true is not a number
+        number = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # true is not a number
+        return number | _placeholder(placeholders) | None if placeholders else number | None
     if field.kind == "boolean":
-        return bool | None
+        return bool | _placeholder(placeholders) | None if placeholders else bool | None
     return _text(max_length) | None
+
+
+def _placeholder(placeholders: list[str]) -> Any:
+    """Exactly the declared placeholders, compared as training compares them (trimmed, any case)."""
+    return Annotated[str, StringConstraints(pattern=placeholder_pattern(placeholders))]
+
+
+def placeholders_of(bundle: Bundle) -> dict[str, list[str]]:
+    """Each field's placeholders, as the bundle's fitted encoder holds them."""
+    return dict(bundle.pipeline["encode"].missing_values or {})
 
 
 def _python_name(index: int, name: str) -> str:
@@ -119,13 +134,15 @@ def _python_name(index: int, name: str) -> str:
     return f"field_{index}_" + re.sub(r"\W", "_", name)
 
 
-def _description(field: FieldSchema) -> str:
+def _description(field: FieldSchema, placeholders: list[str]) -> str:
     parts = [field.description or field.kind]
     if field.categories:
         shown = ", ".join(field.categories[:20]) + (", ..." if len(field.categories) > 20 else "")
         parts.append(f"one of: {shown} (others are scored as unseen)")
     if field.minimum is not None:
         parts.append(f"seen in training from {field.minimum:g} to {field.maximum:g}")
+    if placeholders:
+        parts.append(f"{', '.join(map(repr, placeholders))} mean not answered: scored as missing")
     return "; ".join(parts)
 
 
@@ -146,10 +163,14 @@ def lead_definitions(bundle: Bundle, max_length: int) -> dict[str, tuple[Any, An
             _text(max_length) | None,
             Field(default=None, alias=id_field, description="The lead's id, echoed back and used for outcomes."),
         )
+    placeholders = placeholders_of(bundle)
     for index, field in enumerate(bundle.schema):
+        own = placeholders.get(field.name, [])
         definitions[_python_name(index, field.name)] = (
-            _field_type(field, max_length),
-            Field(default=None, alias=field.name, description=_description(field), examples=[_example_value(field)]),
+            _field_type(field, max_length, own),
+            Field(
+                default=None, alias=field.name, description=_description(field, own), examples=[_example_value(field)]
+            ),
         )
     for index, name in enumerate(ignored_fields(bundle)):
         definitions[_python_name(1000 + index, name)] = (

@@ -19,6 +19,7 @@ from training.bundle import Bundle
 from training.engine import serving_engine
 from training.grades import grade_index, grade_of
 from training.model import BOOLEAN_CODES, one_category_text
+from training.placeholders import placeholder_key
 from training.reference import percentile, percentile_of
 
 NAN = float("nan")
@@ -68,6 +69,13 @@ class Scorer:
         self.read_fields: list[str] = [*self.fields, self.id_field] if self.id_field else list(self.fields)
         self.top_reasons = top_reasons
         self.missing_notes: dict[str, str] = {name: _missing_note(name) for name in self.fields}
+        # the encoder's placeholders per field: a lead sending one is scored exactly as if the field were missing
+        self.placeholders: dict[str, frozenset[str]] = {name: encoder.placeholders(name) for name in self.fields}
+        # the warning per placeholder as declared, found without normalising: a form sends the same spelling
+        self.placeholder_notes: dict[str, dict[str, str]] = {
+            name: {value: _placeholder_note(name, value) for value in (encoder.missing_values or {}).get(name, [])}
+            for name in self.fields
+        }
 
     def columns_of(self, leads: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
         """Validated lead dicts as one list per field the scorer reads (the model's fields and the id)."""
@@ -89,11 +97,11 @@ class Scorer:
             if kind == "categorical":
                 column = np.fromiter(map(self.codes[name].get, values, repeat(NAN)), dtype=float, count=count)
             elif kind == "numeric":
-                column = np.array(values, dtype=float)  # validated floats; numpy reads None as NaN
+                column = _numbers(values)  # validated floats; numpy reads None as NaN
             else:
                 column = _booleans(values)
-            # validated values encode to NaN only when missing or, for a category, not found as sent: scanning
-            # the array is a fraction of the cost of looking for None in the list
+            # validated values encode to NaN only when missing, a placeholder or, for a category, not found as
+            # sent: scanning the array is a fraction of the cost of looking for None in the list
             if np.isnan(column).any():
                 self._explain_gaps(name, kind, values, column, warnings)
             matrix[:, j] = column
@@ -111,6 +119,8 @@ class Scorer:
                 warnings[i].append(missing)
             elif kind == "categorical":
                 column[i] = self._normalised_code(name, value, warnings[i])
+            elif value.__class__ is str:
+                self._placeholder(name, value, warnings[i])
 
     def _encode_one(self, lead: Mapping[str, Any]) -> tuple[list[float], list[str]]:
         """One lead, one tight loop: the single-lead hot path."""
@@ -122,22 +132,43 @@ class Scorer:
                 row.append(NAN)
                 notes.append(self.missing_notes[name])
             elif kind == "numeric":
-                row.append(float(value))
+                try:
+                    row.append(float(value))
+                except ValueError:  # validation lets text through for a number only when it is a placeholder
+                    row.append(self._placeholder(name, value, notes))
             elif kind == "boolean":
-                row.append(1.0 if value is True else 0.0 if value is False else _boolean_word(value))
+                row.append(1.0 if value is True else 0.0 if value is False else self._boolean_text(name, value, notes))
             else:
                 code = self.codes[name].get(value) if value.__class__ is str else None
                 row.append(code if code is not None else self._normalised_code(name, value, notes))
         return row, notes
 
     def _normalised_code(self, name: str, value: Any, notes: list[str]) -> float:
-        """The slow path: trimmed text or a number as text; unseen levels are scored as missing, with a warning."""
+        """The slow path: trimmed text or a number as text; placeholders and unseen levels are scored as missing,
+        with a warning."""
+        note = self.placeholder_notes[name].get(value) if value.__class__ is str else None
+        if note is not None:
+            notes.append(note)
+            return NAN
         text = one_category_text(value)
         code = self.codes[name].get(text)
-        if code is None:
-            notes.append(f"unseen category {str(text)[:_WARNING_VALUE_CHARS]!r} for {name!r}: scored as missing")
-            return NAN
-        return code
+        if code is not None:
+            return code
+        if text.__class__ is str and placeholder_key(text) in self.placeholders[name]:
+            return self._placeholder(name, text, notes)
+        notes.append(f"unseen category {str(text)[:_WARNING_VALUE_CHARS]!r} for {name!r}: scored as missing")
+        return NAN
+
+    def _placeholder(self, name: str, value: str, notes: list[str]) -> float:
+        """A declared placeholder ('Select'): missing, as training made it."""
+        notes.append(_placeholder_note(name, value))
+        return NAN
+
+    def _boolean_text(self, name: str, value: Any, notes: list[str]) -> float:
+        """A boolean sent as a word: a declared placeholder is missing, other words are read as training read them."""
+        if value.__class__ is str and placeholder_key(value) in self.placeholders[name]:
+            return self._placeholder(name, value, notes)
+        return _boolean_word(value)
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         return self.engine.probabilities(matrix)
@@ -231,6 +262,14 @@ def _result(
     }
 
 
+def _numbers(values: list[Any]) -> np.ndarray:
+    """Validated numbers as floats; a placeholder (the only text validation lets through) becomes NaN."""
+    try:
+        return np.array(values, dtype=float)
+    except ValueError:
+        return np.array([NAN if value.__class__ is str else value for value in values], dtype=float)
+
+
 def _booleans(values: list[Any]) -> np.ndarray:
     """Validated booleans (validation has turned the accepted words into true/false) as 1/0, missing as NaN,
     as the pipeline's encoder does; looked up in C."""
@@ -244,6 +283,10 @@ def _as_text(values: list[Any]) -> list[str | None]:
 
 def _missing_note(name: str) -> str:
     return f"missing field {name!r}: scored as missing"
+
+
+def _placeholder_note(name: str, value: str) -> str:
+    return f"placeholder {value.strip()[:_WARNING_VALUE_CHARS]!r} for {name!r}: scored as missing"
 
 
 def _boolean_word(value: Any) -> float:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from training.errors import LeadscoreError
+from training.placeholders import PlaceholderSuggestion, mask_placeholders, suggest_placeholders
 from training.spec import DatasetSpec, check_spec_columns
 
 FieldKind = Literal["numeric", "boolean", "categorical"]
@@ -34,6 +35,12 @@ class LeadTable:
     time: pd.Series | None = None
     value: pd.Series | None = None
     notes: list[str] = field(default_factory=list)
+    placeholder_suggestions: list[PlaceholderSuggestion] = field(default_factory=list)
+
+    @property
+    def missing_values(self) -> dict[str, list[str]]:
+        """The spec's placeholders per feature, for the encoder to treat as missing when scoring too."""
+        return self.spec.missing_values_for(self.kinds)
 
     @property
     def counts(self) -> tuple[int, int]:
@@ -174,6 +181,7 @@ def prepare_leads(raw: pd.DataFrame, spec: DatasetSpec, min_per_class: int = 40)
     check_spec_columns(spec, raw.columns)
     _refuse_nested_values(raw, spec)
     notes: list[str] = []
+    raw = _declared_placeholders_as_missing(raw, spec, notes)
     raw = _drop_unlabelled(raw, spec, notes)
     converted = positive_mask(raw[spec.target], spec.positive, spec.target)
     check_readiness(converted, min_per_class)
@@ -181,7 +189,23 @@ def prepare_leads(raw: pd.DataFrame, spec: DatasetSpec, min_per_class: int = 40)
     time = _parsed_time(raw, spec)
     features, kinds = infer_features(raw[spec.feature_candidates(raw.columns)], spec, notes)
     value = pd.to_numeric(raw[spec.value], errors="coerce") if spec.value else None
-    return LeadTable(spec, features, kinds, converted, ids, time, value, notes)
+    suggestions = suggest_placeholders(features, kinds, converted)
+    notes += [f"possible placeholder: {suggestion.describe()}" for suggestion in suggestions]
+    return LeadTable(spec, features, kinds, converted, ids, time, value, notes, suggestions)
+
+
+def _declared_placeholders_as_missing(raw: pd.DataFrame, spec: DatasetSpec, notes: list[str]) -> pd.DataFrame:
+    """The spec's placeholders become missing before anything else looks at a feature, kind inference included."""
+    declared = spec.missing_values_for(spec.feature_candidates(raw.columns))
+    if not declared:
+        return raw
+    raw = raw.copy()
+    for name, values in declared.items():
+        raw[name], found = mask_placeholders(raw[name], values)
+        if found:
+            counted = ", ".join(f"{value!r} in {count:,} leads" for value, count in found.items())
+            notes.append(f"{name!r}: placeholders treated as missing ({counted}), as the spec's missing_values says")
+    return raw
 
 
 def _refuse_duplicate_columns(raw: pd.DataFrame) -> None:
@@ -351,7 +375,8 @@ def _text_kind(name: str, values: pd.Series) -> FieldKind | None:
         bad = values[numbers.isna()]
         raise LeadscoreError(
             f"column {name!r} is mostly numeric but has {len(bad):,} non-numeric values (e.g. {bad.iloc[0]!r}); "
-            f"clean them, or list the column under the spec's categorical"
+            f"clean them, declare them under the spec's missing_values if they mean 'not answered', "
+            f"or list the column under the spec's categorical"
         )
     if _looks_like_dates(values):
         return None

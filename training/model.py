@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 
 from training.calibrated import LogOddsModel
 from training.data import FALSE_WORDS, TRUE_WORDS
+from training.placeholders import mask_placeholders, placeholder_keys
 
 BOOLEAN_CODES = {**dict.fromkeys(TRUE_WORDS, 1.0), **dict.fromkeys(FALSE_WORDS, 0.0)}
 
@@ -83,16 +84,38 @@ def numeric_values(column: pd.Series) -> np.ndarray:
 
 
 class LeadEncoder(TransformerMixin, BaseEstimator):
-    """Raw lead fields → the numeric matrix the trees read; categories become codes, unseen ones missing."""
+    """Raw lead fields → the numeric matrix the trees read; categories become codes, unseen ones missing.
 
-    def __init__(self, kinds: dict[str, str] | None = None, max_levels: int = 1000) -> None:
+    ``missing_values`` maps a field to the texts that mean "not answered" there (the spec's placeholders,
+    such as a form's `Select`): they are missing values, in training and in every lead scored later.
+    """
+
+    def __init__(
+        self,
+        kinds: dict[str, str] | None = None,
+        max_levels: int = 1000,
+        missing_values: dict[str, list[str]] | None = None,
+    ) -> None:
         self.kinds = kinds
         self.max_levels = max_levels
+        self.missing_values = missing_values
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("missing_values", None)  # bundles written before placeholders existed
+        super().__setstate__(state)
+
+    def placeholders(self, name: str) -> frozenset[str]:
+        """The field's placeholders as they are compared (see ``placeholder_key``); empty when it has none."""
+        return placeholder_keys((self.missing_values or {}).get(name, []))
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> LeadEncoder:  # noqa: N803 (scikit-learn's name)
         kinds = self.kinds or {}
         self.feature_names_in_ = np.array(list(kinds), dtype=object)
-        self.categories_ = {name: self._levels(X[name]) for name, kind in kinds.items() if kind == "categorical"}
+        self.categories_ = {
+            name: self._levels(self.without_placeholders(name, X[name]))
+            for name, kind in kinds.items()
+            if kind == "categorical"
+        }
         self.categorical_indices_ = [i for i, kind in enumerate(kinds.values()) if kind == "categorical"]
         return self
 
@@ -107,7 +130,13 @@ class LeadEncoder(TransformerMixin, BaseEstimator):
             out[:, j] = self._encode(name, kind, column)
         return out
 
+    def without_placeholders(self, name: str, column: pd.Series) -> pd.Series:
+        """The column with the field's placeholders as missing values."""
+        values = (self.missing_values or {}).get(name)
+        return mask_placeholders(column, values)[0] if values else column
+
     def _encode(self, name: str, kind: str, column: pd.Series) -> np.ndarray:
+        column = self.without_placeholders(name, column)
         if kind == "numeric":
             return numeric_values(column)
         if kind == "boolean":

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from training.errors import LeadscoreError
 
@@ -33,6 +33,66 @@ class GradeSpec(BaseModel):
         return self
 
 
+class MissingValues(BaseModel):
+    """Values that mean "not answered" (a form's `Select`, `n/a`, `-`): in every feature, or in named fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    all: list[str] = Field(default_factory=list)
+    fields: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_list_means_every_field(cls, raw: Any) -> Any:
+        if isinstance(raw, list):
+            return {"all": raw}
+        if not isinstance(raw, dict):
+            raise ValueError(
+                "must be a list of placeholders for every field, or a mapping with 'all' (a list) and 'fields' "
+                "(field: list), e.g. {all: ['Select'], fields: {city: ['Unknown']}}"
+            )
+        return raw
+
+    @field_validator("all", mode="before")
+    @classmethod
+    def _all_are_text(cls, values: Any) -> Any:
+        return _placeholder_texts(values)
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _fields_are_text(cls, fields: Any) -> Any:
+        if not isinstance(fields, dict):
+            return fields
+        return {name: _placeholder_texts(values) for name, values in fields.items()}
+
+    def for_field(self, name: str) -> list[str]:
+        """The placeholders of one field: every field's, then its own, each once."""
+        return list(dict.fromkeys([*self.all, *self.fields.get(name, [])]))
+
+
+def _placeholder_texts(values: Any) -> Any:
+    """Placeholders are text that is not a number: a sentinel such as -999 would silently change a numeric field."""
+    if not isinstance(values, list):
+        return values
+    for value in values:
+        if not isinstance(value, str):
+            raise ValueError(
+                f"{value!r} is not text: list placeholders as quoted text (YAML reads yes, no and null as "
+                f"other types, and '-' or '?' unquoted as syntax)"
+            )
+        if _is_number(value):
+            raise ValueError(f"{value!r} is a number; placeholders must be text such as 'Select', 'n/a' or '-'")
+    return values
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class DatasetSpec(BaseModel):
     """What an analyst writes about a lead table; nothing else about the data is hard-coded."""
 
@@ -51,6 +111,24 @@ class DatasetSpec(BaseModel):
     allow_leaky: list[str] = Field(default_factory=list)
     grades: GradeSpec = Field(default_factory=GradeSpec)
     description: dict[str, str] = Field(default_factory=dict)
+    missing_values: MissingValues = Field(default_factory=MissingValues)
+
+    @model_validator(mode="after")
+    def _placeholders_name_features(self) -> DatasetSpec:
+        # excluded and PII fields may keep theirs (excluding a field should not need a second edit): never used
+        special = {self.target, self.id, self.time, self.value}
+        named = sorted(name for name in self.missing_values.fields if name in special)
+        if named:
+            raise ValueError(
+                f"missing_values.fields names {', '.join(map(repr, named))}, the spec's target, id, time or "
+                f"value; placeholders apply to feature fields only"
+            )
+        return self
+
+    def missing_values_for(self, names: Iterable[str]) -> dict[str, list[str]]:
+        """Each named field's placeholders (declared for every field or for it), fields without any left out."""
+        resolved = {name: self.missing_values.for_field(name) for name in names}
+        return {name: values for name, values in resolved.items() if values}
 
     def reserved_columns(self) -> set[str]:
         """Columns that are never model inputs: target, id, time, value, exclusions and PII."""
@@ -60,6 +138,7 @@ class DatasetSpec(BaseModel):
     def named_columns(self) -> set[str]:
         """Every column the spec mentions, so each can be checked against the table."""
         listed = set(self.features or []) | set(self.categorical) | set(self.allow_leaky)
+        listed |= set(self.missing_values.fields)
         return self.reserved_columns() | listed
 
     def feature_candidates(self, columns: Iterable[str]) -> list[str]:
@@ -105,14 +184,20 @@ def describe_validation_error(exc: ValidationError) -> str:
     """One line per spec problem, joined: 'key: problem'."""
     problems = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "spec"
+        where = ".".join(str(p) for p in err["loc"])
         message = (
-            "unknown key (allowed: " + ", ".join(DatasetSpec.model_fields) + ")"
+            "unknown key (allowed: " + ", ".join(_section(err["loc"]).model_fields) + ")"
             if err["type"] == "extra_forbidden"
-            else err["msg"]
+            else err["msg"].removeprefix("Value error, ")
         )
-        problems.append(f"{where}: {message}")
+        problems.append(f"{where}: {message}" if where else message)
     return "; ".join(problems)
+
+
+def _section(loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The part of the spec an unknown key was found in, whose keys the error lists."""
+    sections: dict[Any, type[BaseModel]] = {"grades": GradeSpec, "missing_values": MissingValues}
+    return sections.get(loc[0], DatasetSpec) if len(loc) > 1 else DatasetSpec
 
 
 def check_spec_columns(spec: DatasetSpec, columns: Iterable[str]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.spec import DatasetSpec, GradeSpec, write_spec
+from training.spec import DatasetSpec, GradeSpec, MissingValues, write_spec
 
 INTERCEPT = -5.35  # gives about 11% converted
 
@@ -47,6 +47,8 @@ GROUND_TRUTH: dict[str, dict[str, float] | float] = {
 }
 # Fields that carry no signal at all: a model should rank them low.
 NOISE_FIELDS = ("region", "company_size", "product_line")
+# A web form's drop-down left at its default: `Select` means no city was chosen (see ``_city``).
+PLACEHOLDERS = {"city": "Select"}
 # Known only after a lead converts; the leakage screen must catch it.
 LEAKY_FIELDS = ("account_manager_assigned",)
 PII_FIELDS = ("full_name", "email", "phone")
@@ -70,6 +72,7 @@ _OUTPUT_FIELDS = (
     "purchase_timeframe",
     "days_since_first_contact",
     "competitor_contract",
+    "city",
 )
 
 _SOURCES = {
@@ -89,6 +92,21 @@ _ROLES = {"decision_maker": 0.30, "influencer": 0.30, "researcher": 0.25, "other
 _INCOME_BANDS = ["<30k", "30-60k", "60-100k", "100-150k", "150k+"]
 _CREDIT = {"passed": 0.65, "pending": 0.20, "failed": 0.15}
 _TIMEFRAMES = {"immediate": 0.15, "1-3 months": 0.30, "3-6 months": 0.30, "6+ months": 0.25}
+_CITIES = {
+    "London": 0.22,
+    "Manchester": 0.14,
+    "Birmingham": 0.13,
+    "Leeds": 0.12,
+    "Glasgow": 0.11,
+    "Bristol": 0.10,
+    "Cardiff": 0.09,
+    "Belfast": 0.09,
+}
+# Leads from these sources fill in a web form whose city drop-down starts at "Select": 40% leave it there, and 70%
+# of home owners, whose quote form looks their address up from the postcode. Bought lists always carry a city.
+_FORM_SOURCES = ("web_organic", "paid_search", "webinar", "podcast", "referral")
+_LEFT_AT_DEFAULT = {"owner": 0.7, "other": 0.4}
+_TYPED_SOURCES = ("event", "partner")  # typed in by staff, who leave the city empty for 30% of them
 _INQUIRIES = {"product_info": 0.35, "pricing": 0.25, "support": 0.15, "partnership": 0.05, "other": 0.20}
 _FIRST = np.array(["Ana", "Ben", "Chloe", "Dev", "Elif", "Femi", "Greta", "Hiro", "Ines", "Jon", "Kemi", "Lars"])
 _LAST = np.array(["Ito", "Novak", "Okafor", "Silva", "Meyer", "Khan", "Larsen", "Moreau", "Rossi", "Park"])
@@ -109,6 +127,7 @@ SAMPLE_SPEC = DatasetSpec(
         "account_manager_assigned": "set after the sale: leaks the outcome, excluded (the leakage screen catches it)",
         "deal_value": "revenue of a converted lead; empty otherwise",
     },
+    missing_values=MissingValues(fields={name: [value] for name, value in PLACEHOLDERS.items()}),
 )
 
 
@@ -155,6 +174,23 @@ def _draw_fields(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     f["days_since_first_contact"] = np.floor(rng.exponential(35, n)).astype(int)
     f["competitor_contract"] = rng.random(n) < 0.25
     return f
+
+
+def _city(seed: int, lead_source: np.ndarray, owns_home: np.ndarray) -> np.ndarray:
+    """No effect on conversion: a city, the form's default `Select`, or empty, depending on how the lead came in.
+
+    Home owners leave `Select` more often, so without the spec's missing_values it looks like a trait of the
+    best customers. Drawn from a stream of its own, so adding it left every other column of a seed's table as it was.
+    """
+    rng = np.random.default_rng([seed, 1])
+    n = len(lead_source)
+    city = _pick(rng, _CITIES, n)
+    share = np.where(owns_home, _LEFT_AT_DEFAULT["owner"], _LEFT_AT_DEFAULT["other"])
+    left_at_default = np.isin(lead_source, _FORM_SOURCES) & (rng.random(n) < share)
+    left_empty = np.isin(lead_source, _TYPED_SOURCES) & (rng.random(n) < 0.3)
+    city[left_at_default] = PLACEHOLDERS["city"]
+    city[left_empty] = None
+    return city
 
 
 def true_logit(fields: dict[str, np.ndarray]) -> np.ndarray:
@@ -219,6 +255,7 @@ def generate_leads(n: int = 20_000, seed: int = 0) -> pd.DataFrame:
     masked["email_engagement"] = _blank(rng, fields["email_engagement"], 0.10)
     masked["purchase_timeframe"] = _blank(rng, fields["purchase_timeframe"], 0.15)
     masked["credit_check"] = _blank(rng, fields["credit_check"], 0.04)
+    masked["city"] = _city(seed, fields["lead_source"], fields["owns_home"])
 
     order = np.argsort(fields["created_at"].to_numpy(), kind="stable")
     table = pd.DataFrame(
@@ -241,6 +278,7 @@ SPEC_HEADER = (
     "# Dataset spec for the generated sample leads (leadscore generate).\n"
     "# account_manager_assigned is set only after a sale: remove it from `exclude` and the\n"
     "# leakage screen stops training. deal_value is the value column, never a feature.\n"
+    "# city is a web form's drop-down whose default, Select, means no city was chosen: missing_values.\n"
 )
 
 

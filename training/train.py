@@ -35,6 +35,7 @@ from training.folds import cv_folds
 from training.grades import grade_names, grade_table, grade_thresholds
 from training.leakage import DEFAULT_THRESHOLD, screen_for_leakage
 from training.model import CalibratedBooster, LeadEncoder, build_pipeline, model_family
+from training.placeholders import PlaceholderSuggestion
 from training.profile import Profile, profile_best_customers
 from training.reference import reference_statistics
 from training.registry import GateDecision, PairedFolds, paired_gate, promote, quality_gate, record_registration
@@ -115,6 +116,7 @@ class TrainResult:
     promoted: bool
     rows: int
     notes: list[str]
+    placeholder_suggestions: list[PlaceholderSuggestion] = field(default_factory=list)
 
 
 def logistic_baseline(encoder: LeadEncoder) -> Pipeline:
@@ -155,7 +157,7 @@ def fit_calibrated(
     Also returns the encoded (matrix, labels) of the fitting and early-stopping rows, for the baseline.
     """
     features, y = table.features, table.converted.astype(int)
-    encoder = LeadEncoder(table.kinds).fit(features.iloc[fit])
+    encoder = LeadEncoder(table.kinds, missing_values=table.missing_values).fit(features.iloc[fit])
 
     def part(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return encoder.transform(features.iloc[rows]), y[rows]
@@ -171,7 +173,7 @@ def fit_calibrated(
 
 def cross_validated_auc(table: LeadTable, options: TrainOptions = TrainOptions(), folds: int = 5) -> list[float]:
     """ROC AUC per fold of the model cross-validation chooses (one shuffle of stratified or time-ordered folds)."""
-    encoder = LeadEncoder(table.kinds).fit(table.features)
+    encoder = LeadEncoder(table.kinds, missing_values=table.missing_values).fit(table.features)
     matrix, y = encoder.transform(table.features), table.converted.astype(int)
     splits = cv_folds(y, table.time, folds, options.seed, repeats=1)
     kinds = [table.kinds[name] for name in encoder.feature_names_in_]
@@ -187,7 +189,7 @@ def fit_cross_validated(table: LeadTable, split: Split, options: TrainOptions, p
     """Choose family, settings and calibration on out-of-fold predictions; refit on every development row."""
     features, y = table.features, table.converted.astype(int)
     development = split.fit
-    encoder = LeadEncoder(table.kinds).fit(features.iloc[development])
+    encoder = LeadEncoder(table.kinds, missing_values=table.missing_values).fit(features.iloc[development])
     matrix, y_dev = encoder.transform(features.iloc[development]), y[development]
     time = table.time.iloc[development].reset_index(drop=True) if table.time is not None else None
     folds = cv_folds(y_dev, time, options.folds, options.seed)
@@ -509,7 +511,9 @@ def _publish(
             reason = gate.reason if gate.promote else f"forced: {gate.reason}"
             promote(models_dir, bundle.version, reason)
             promoted = True
-    return TrainResult(bundle, bundle_dir, tracked, gate, promoted, len(table.converted), table.notes)
+    return TrainResult(
+        bundle, bundle_dir, tracked, gate, promoted, len(table.converted), table.notes, table.placeholder_suggestions
+    )
 
 
 def _log_gate(tracked: TrackedRun, gate: GateDecision, force: bool) -> None:
@@ -523,6 +527,17 @@ def _log_gate(tracked: TrackedRun, gate: GateDecision, force: bool) -> None:
         client.log_metric(tracked.run_id, f"gate.challenger.{name}", value)
     for name, value in (gate.champion or {}).items():
         client.log_metric(tracked.run_id, f"gate.champion.{name}", value)
+
+
+def _placeholder_lines(suggestions: list[PlaceholderSuggestion]) -> list[str]:
+    """Values that may mean "not answered": suggested, never acted on."""
+    if not suggestions:
+        return []
+    return [
+        "possible placeholders, still used as answers (if one means 'not answered', list it under the spec's "
+        "missing_values and retrain):",
+        *[f"  {s.field} = {s.value!r} ({s.count:,} leads): {s.reason}" for s in suggestions],
+    ]
 
 
 def cross_validation_lines(metrics: dict[str, Any]) -> list[str]:
@@ -576,6 +591,7 @@ def summary_text(result: TrainResult, profile_top: int = 3, drivers_top: int = 5
         f"top drivers: {drivers}",
         "best customers share:",
         *[f"  {t.question}" for t in profile.traits[:profile_top]],
+        *_placeholder_lines(result.placeholder_suggestions),
         f"bundle: {result.bundle_dir}",
         f"MLflow: run {result.tracked.run_id} in {result.tracked.tracking_uri}; registered "
         f"{result.tracked.registered_name} v{result.tracked.registered_version} as challenger",

@@ -24,8 +24,10 @@ def leads_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     weakened = good.copy()
     for driver in ("owns_home", "contact_role", "credit_check", "lead_source"):
         weakened.loc[past, driver] = rng.permutation(good.loc[past, driver].to_numpy())
+    # Labels shuffled throughout: a model without skill. With the truth kept in the holdout, its holdout ROC AUC
+    # is a random function of real drivers, and crossed the 0.55 skill line in 2 of 8 shuffles measured.
     shuffled = good.copy()
-    shuffled.loc[past, "converted"] = rng.permutation(good.loc[past, "converted"].to_numpy())
+    shuffled["converted"] = rng.permutation(good["converted"].to_numpy())
     shuffled["deal_value"] = np.where(shuffled["converted"] == 1, good["deal_value"].fillna(1000.0), np.nan)
     paths = {name: root / f"{name}.csv" for name in ("good", "weakened", "shuffled")}
     for name, table in (("good", good), ("weakened", weakened), ("shuffled", shuffled)):

@@ -69,3 +69,45 @@ def test_features_default_to_every_unreserved_column() -> None:
 def test_caravan_spec_reads() -> None:
     spec = read_spec(REPO / "data/specs/caravan.yaml")
     assert spec.target == "Purchase" and spec.positive == "Yes"
+
+
+def test_missing_values_are_a_list_for_every_field_or_per_field_lists() -> None:
+    every = parse_spec({"target": "y", "missing_values": ["Select", "n/a"]})
+    assert every.missing_values_for(["city", "plan"]) == {"city": ["Select", "n/a"], "plan": ["Select", "n/a"]}
+    both = parse_spec({"target": "y", "missing_values": {"all": ["Select"], "fields": {"city": ["Unknown", "Select"]}}})
+    assert both.missing_values_for(["city", "plan"]) == {"city": ["Select", "Unknown"], "plan": ["Select"]}
+    assert parse_spec({"target": "y"}).missing_values_for(["city"]) == {}
+    excluded = parse_spec({"target": "y", "exclude": ["city"], "missing_values": {"fields": {"city": ["Select"]}}})
+    assert excluded.feature_candidates(["city", "plan", "y"]) == ["plan"]
+
+
+@pytest.mark.parametrize(
+    ("missing_values", "problem"),
+    [
+        ("Select", "missing_values: must be a list of placeholders"),
+        ([-999], "missing_values.all: -999 is not text"),
+        (["-999"], "missing_values.all: '-999' is a number"),
+        ([None], "missing_values.all: None is not text"),
+        ({"fields": {"city": "Select"}}, "missing_values.fields.city: Input should be a valid list"),
+        ({"fields": {"city": [True]}}, "True is not text"),
+        ({"every": ["Select"]}, "missing_values.every: unknown key (allowed: all, fields)"),
+        ({"fields": {"y": ["Select"]}}, "missing_values.fields names 'y', the spec's target"),
+    ],
+)
+def test_missing_values_of_the_wrong_shape_are_refused(missing_values: object, problem: str) -> None:
+    with pytest.raises(LeadscoreError) as err:
+        parse_spec({"target": "y", "missing_values": missing_values})
+    assert problem in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_values_for_a_field_the_table_lacks_are_refused_by_name() -> None:
+    spec = parse_spec({"target": "converted", "missing_values": {"fields": {"ctiy": ["Select"]}}})
+    with pytest.raises(LeadscoreError, match="'ctiy' not found in the data"):
+        check_spec_columns(spec, ["converted", "city"])
+
+
+def test_missing_values_read_from_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text('target: y\nmissing_values:\n  all: [Select, "-", "?"]\n  fields:\n    city: [Unknown]\n')
+    missing = read_spec(path).missing_values
+    assert (missing.all, missing.fields) == (["Select", "-", "?"], {"city": ["Unknown"]})
