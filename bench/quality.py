@@ -103,7 +103,7 @@ def compare_on_folds(label: str, frame: pd.DataFrame, spec_path: Path) -> dict:
     from training.spec import read_spec
 
     table = prepare_leads(frame, read_spec(spec_path))
-    encoder = LeadEncoder(table.kinds).fit(table.features)
+    encoder = LeadEncoder(table.kinds, missing_values=table.missing_values).fit(table.features)
     matrix, y = encoder.transform(table.features), table.converted.astype(int)
     folds = cv_folds(y, table.time, FOLDS, seed=0)
     start = time.perf_counter()
