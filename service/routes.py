@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from service import metrics
 from service.auth import ADMIN_RESPONSES, READER_RESPONSES, READER_SECURITY_OPENAPI, AdminDep, ReaderDep
 from service.champion import ServingModel
+from service.errors import NUL_FREE
 from service.monitoring import monitoring_report
 from service.schemas import BatchScores, LeadScore, OutcomeIn, OutcomeOut
 from service.scoring import REASON_MODES, prepare_batch, run_batch, score_one_lead
@@ -18,7 +19,7 @@ from service.store import StoreUnavailable
 
 router = APIRouter()
 
-LeadId = Annotated[str, Path(min_length=1, max_length=200)]
+LeadId = Annotated[str, Path(min_length=1, max_length=200, pattern=NUL_FREE)]
 NO_MODEL = {503: {"description": "No model is loaded yet; see /readyz."}}
 LEAD_REJECTED = {422: {"description": "A field has the wrong type, an impossible value or is unknown."}}
 

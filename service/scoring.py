@@ -20,7 +20,7 @@ from service import metrics
 from service.auth import authorize_reader
 from service.batch_decoder import DecodedBatch
 from service.champion import ServingModel
-from service.errors import LeadRejected
+from service.errors import LeadRejected, problem_message
 from service.scorer import ScoredColumns
 from service.store import ScoreBatch, ScoreRecord
 
@@ -45,7 +45,10 @@ def reasons_mode(value: str | None, default: str) -> str:
 
 
 def error_list(exc: ValidationError) -> list[dict[str, Any]]:
-    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors(include_input=False)]
+    return [
+        {"loc": list(e["loc"]), "msg": problem_message(e), "type": e["type"]}  # type: ignore[arg-type]
+        for e in exc.errors(include_input=False)
+    ]
 
 
 def score_one_lead(state: Any, key: str | None, reasons: str | None, body: bytes) -> dict[str, Any]:
