@@ -10,7 +10,9 @@ The score log is laid out so that every write appends, whatever the lead ids loo
 - ``score_batches``: each request's lead fields once (a run of single leads counts as one), column by column,
   for drift monitoring;
 - ``score_lead_chunks``: the lead-id index, built in sorted chunks of ``index_every`` scores once that many have
-  arrived (``score_chunks`` lists them); lookups read the chunks plus the short unindexed tail.
+  arrived (``score_chunks`` lists them); lookups read the chunks plus the short unindexed tail;
+- ``score_rejects``: the dead letters, one row per score the writer could not store (why, never the lead fields),
+  the newest ``REJECTS_KEPT`` only.
 
 A conventional index on lead id would take a random B-tree insert per score, about one page written per score
 once the table outgrows memory: eight times the cost of the write itself at a million scores.
@@ -88,6 +90,8 @@ INDEX_EVERY = 100_000  # scores per lead-index chunk
 RECORDS_PER_WRITE = 500  # single-lead scores per write at most (see _next_batch)
 CATCH_UP_WAIT_S = 10.0  # the longest a batch waits for the writer before its scores are queued anyway
 LOOKUP_CHUNK = 500  # lead ids per query when reading many leads' scores
+REJECTS_KEPT = 10_000  # dead letters kept, newest first
+REJECT_REASON_LENGTH = 500
 STOP_JOIN_GRACE_S = 2.0
 DROP_WARNING_INTERVAL_S = 10.0
 # PostgreSQL advisory-lock namespaces (first key of the two-key form): schema creation, outcome reports per lead.
@@ -220,6 +224,7 @@ class StoreStats:
     queued: int  # accepted but not yet written: waiting in the queue or in the batch being written
     written: int
     failed: int  # given up after retries, rejected as unstorable, or still queued when stop() ran out of time
+    rejected: int  # of the failed: scores the database (or the checks before it) refused; see score_rejects
     dropped: int  # refused because the queue was full (or the store was stopped)
     retries: int
     catch_up_waits: int  # batches that waited for the writer to catch up (see wait_for_writer)
@@ -293,6 +298,18 @@ score_lead_chunks_table = Table(
     Column("lead_id", String(LEAD_ID_LENGTH), primary_key=True),
     Column("score_id", BigInteger, primary_key=True, autoincrement=False),
     sqlite_with_rowid=False,
+)
+
+score_rejects_table = Table(
+    "score_rejects",
+    metadata,
+    Column("id", _ROW_ID, primary_key=True, autoincrement=True),
+    Column("rejected_at", UTCDateTime, nullable=False),
+    # printable: characters the column cannot hold are escaped (\x00), and cut to the column's length
+    Column("lead_id", String(LEAD_ID_LENGTH), nullable=True),
+    Column("model_version", String(MODEL_VERSION_LENGTH), nullable=True),
+    Column("scored_at", UTCDateTime, nullable=True),
+    Column("reason", String(REJECT_REASON_LENGTH), nullable=False),
 )
 
 outcomes_table = Table(
@@ -379,6 +396,10 @@ def unstorable_rows(batch: ScoreBatch) -> dict[int, str]:
             for i, value in enumerate(values):
                 if value is not None and len(value) > limit:
                     problems.setdefault(i, f"{name} is {len(value)} characters long; at most {limit} are stored")
+    if "\x00" in "".join(filter(None, batch.lead_ids)):  # PostgreSQL refuses it; SQLite would store it
+        for i, value in enumerate(batch.lead_ids):
+            if value is not None and "\x00" in value:
+                problems.setdefault(i, "lead_id contains the NUL character")
     if not all(map(math.isfinite, batch.probabilities)):
         for i, probability in enumerate(batch.probabilities):
             if not math.isfinite(probability):
@@ -405,6 +426,48 @@ def _score_rows(dialect: Dialect, write: ScoreWrite) -> tuple[str, list[tuple[An
             times.append(at)
         rows += zip(part.lead_ids, part.model_versions, part.probabilities, part.grades, times, strict=True)
     return sql, rows
+
+
+class Reject(NamedTuple):
+    """A score the writer could not store, as its dead letter: printable, and without the lead fields."""
+
+    lead_id: str | None
+    model_version: str | None
+    scored_at: datetime | None
+    reason: str
+
+
+def _halves(start: int, stop: int) -> list[tuple[int, int]]:
+    """The stretch split in two (one stretch when it holds a single score)."""
+    if stop - start <= 1:
+        return [(start, stop)]
+    middle = (start + stop) // 2
+    return [(start, middle), (middle, stop)]
+
+
+def printable(value: Any, limit: int) -> str | None:
+    """Text any column can hold: NUL and unencodable characters escaped, cut to ``limit``."""
+    if value is None:
+        return None
+    text = str(value).replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+    return text[:limit]
+
+
+def rejects_of(batch: ScoreBatch, reason: str) -> list[Reject]:
+    """One dead letter per score of this batch."""
+    reason = printable(reason, REJECT_REASON_LENGTH) or ""
+    return [
+        Reject(printable(lead_id, LEAD_ID_LENGTH), printable(version, MODEL_VERSION_LENGTH), _valid_time(at), reason)
+        for lead_id, version, at in zip(batch.lead_ids, batch.model_versions, batch.scored_at, strict=True)
+    ]
+
+
+def _valid_time(value: Any) -> datetime | None:
+    """The score's time when it is one the column can hold in UTC."""
+    try:
+        return as_utc(value) if isinstance(value, datetime) else None
+    except OverflowError:
+        return None
 
 
 _SQLITE_ROWS_PER_STATEMENT = 500  # 2,500 parameters, well under SQLite's limit of 32,766
@@ -670,6 +733,8 @@ class ScoreStore:
         self._deadline: float | None = None
         self._written = 0
         self._failed = 0
+        self._rejected = 0
+        self._rejects: list[Reject] = []  # dead letters not yet recorded (writer thread only)
         self._dropped = 0
         self._retries = 0
         self._catch_up_waits = 0
@@ -810,6 +875,7 @@ class ScoreStore:
                 queued=self._pending_rows + self._in_flight,
                 written=self._written,
                 failed=self._failed,
+                rejected=self._rejected,
                 dropped=self._dropped,
                 retries=self._retries,
                 catch_up_waits=self._catch_up_waits,
@@ -832,8 +898,11 @@ class ScoreStore:
         while (write := self._next_batch()) is not None:
             try:
                 self._write_batch(engine, write)
+                if self._rejects:
+                    self._record_rejects(engine)
             except Exception as exc:  # a bug here must not kill the thread and leave records unaccounted for
                 log.exception("score writer failed unexpectedly; %d scores not written", write.count)
+                self._rejects = []
                 with self._lock:
                     self._settle_locked(failed=self._in_flight, error=describe_error(exc, self._url.password))
             # looking for a due chunk costs a transaction: do it after every eighth of a chunk's scores
@@ -892,8 +961,8 @@ class ScoreStore:
                 self._insert(engine, rows)
             except Exception as exc:
                 error: BaseException = exc
-                if not is_transient(exc):  # bad data, not a bad connection: find the culprits row by row
-                    rows, error = self._insert_one_by_one(engine, rows)
+                if not is_transient(exc):  # bad data, not a bad connection: isolate the culprits by halving
+                    rows, error = self._insert_bisecting(engine, rows)
                     if rows is None:
                         return
                 if attempt >= len(self._retry_delays_s) or not self._wait_before_retry(error, attempt):
@@ -907,17 +976,48 @@ class ScoreStore:
             return
 
     def _storable(self, write: ScoreWrite) -> ScoreWrite | None:
-        """The scores that can be stored; the others are counted as failed, saying why (no values)."""
+        """The scores that can be stored; the others are rejected, saying why (no values)."""
         problems = unstorable_rows_of(write)
-        for problem in problems.values():
-            message = f"score record rejected: {problem}"
-            log.warning("score log: %s", message)
-            self._settle(failed=1, error=message)
         if not problems:
             return write
+        scores = concatenate(write.parts)
+        for position, problem in problems.items():
+            self._reject(scores.rows([position]), f"score record rejected: {problem}")
         if len(problems) == write.count:
             return None
         return write.rows([i for i in range(write.count) if i not in problems])
+
+    def _reject(self, scores: ScoreBatch, message: str) -> None:
+        """Keep dead letters for these scores; ``_record_rejects`` stores them, then counts the scores."""
+        log.warning("score log: %s", message)
+        self._rejects += rejects_of(scores, message)
+
+    def _record_rejects(self, engine: Engine) -> None:
+        """Store the dead letters in one transaction, keeping the newest ``REJECTS_KEPT`` (best effort), then count
+        their scores as failed and rejected: once flush() returns, the letters can be read."""
+        rejects, self._rejects = self._rejects, []
+        try:
+            self._store_rejects(engine, rejects)
+        finally:
+            with self._lock:
+                self._rejected += len(rejects)
+                self._settle_locked(failed=len(rejects), error=rejects[-1].reason)
+
+    def _store_rejects(self, engine: Engine, rejects: list[Reject]) -> None:
+        """One insert and one trim; a failure is logged, never raised (the scores are counted either way)."""
+        r = score_rejects_table.c
+        now = datetime.now(UTC)
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    insert(score_rejects_table), [{"rejected_at": now, **reject._asdict()} for reject in rejects]
+                )
+                newest = conn.execute(select(func.max(r.id))).scalar_one()
+                conn.execute(score_rejects_table.delete().where(r.id <= newest - REJECTS_KEPT))
+        except Exception as exc:
+            log.error(
+                "score log: %d dead letters not recorded (%s)", len(rejects), describe_error(exc, self._url.password)
+            )
 
     @staticmethod
     def _insert(engine: Engine, write: ScoreWrite) -> None:
@@ -937,22 +1037,32 @@ class ScoreStore:
             else:
                 conn.exec_driver_sql(sql, parameters)
 
-    def _insert_one_by_one(self, engine: Engine, write: ScoreWrite) -> tuple[ScoreWrite | None, BaseException]:
-        """Store what can be stored and count the rest as failed; stop at a connection error and return what is left."""
+    def _insert_bisecting(self, engine: Engine, write: ScoreWrite) -> tuple[ScoreWrite | None, BaseException]:
+        """Store what the database takes of a refused write, halving each refused stretch until a refused score
+        stands alone and is rejected: about 2·log2(n) transactions per bad score, where one per score would let
+        a few bad leads a second bring the writer to a crawl. Stops at a connection error; returns what is left.
+        """
         last_error: BaseException = RuntimeError("no error")
         scores = concatenate(write.parts)
-        for position in range(scores.count):
+        stretches = list(reversed(_halves(0, scores.count)))  # a stack, the first stretch on top: stored in order
+        while stretches:
+            start, stop = stretches.pop()
+            part = scores.rows(range(start, stop))
             try:
-                self._insert(engine, ScoreWrite([scores.rows([position])]))
+                self._insert(engine, ScoreWrite([part]))
             except Exception as exc:
                 if is_transient(exc):
-                    return ScoreWrite([scores.rows(range(position, scores.count))]), exc
-                message = f"score record rejected by the database: {describe_error(exc, self._url.password)}"
-                log.warning("score log: %s", message)
-                self._settle(failed=1, error=message)
+                    left = [i for a, b in [(start, stop), *reversed(stretches)] for i in range(a, b)]
+                    return ScoreWrite([scores.rows(left)]), exc
                 last_error = exc
+                if stop - start == 1:
+                    self._reject(
+                        part, f"score record rejected by the database: {describe_error(exc, self._url.password)}"
+                    )
+                else:
+                    stretches += reversed(_halves(start, stop))
                 continue
-            self._settle(written=1)
+            self._settle(written=stop - start)
         return None, last_error
 
     def _index_new_scores(self, engine: Engine) -> None:
@@ -1073,6 +1183,12 @@ class ScoreStore:
         return [_outcome_dict(row, revision) for revision, row in enumerate(rows, start=1)]
 
     # ---- reads for the API and monitoring --------------------------------------------------------------------
+
+    def rejected_scores(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest dead letters: scores the writer could not store, and why."""
+        r = score_rejects_table.c
+        query = select(r.rejected_at, r.lead_id, r.model_version, r.scored_at, r.reason).order_by(r.id.desc())
+        return [dict(row._mapping) for row in self._fetch("read rejected scores", query.limit(limit))]
 
     def score_history(self, lead_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """This lead's scores, newest first."""

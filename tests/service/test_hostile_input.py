@@ -4,9 +4,12 @@ that the score log would refuse."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from fastapi.testclient import TestClient
 
+from service.store import ScoreRecord
 from tests.conftest import AppFactory
 
 # leads the request path must refuse, each with the field the 422 must name
@@ -113,3 +116,16 @@ def test_unstorable_ids_in_paths_get_422(db_client: TestClient, lead_id: str) ->
         return
     assert (outcome.status_code, scores.status_code) == (422, 422), (outcome.text, scores.text)
     assert _named(outcome.json()["detail"], "lead_id") and _named(scores.json()["detail"], "lead_id")
+
+
+def test_scores_the_database_refuses_are_counted_in_metrics(db_client: TestClient) -> None:
+    """Whatever still reaches the writer and is refused shows in /metrics and in the dead letters."""
+    store = db_client.app.state.store
+    good = db_client.post("/v1/leads/score/batch", json={"leads": [{"lead_id": f"L{i}"} for i in range(5)]})
+    assert good.status_code == 200
+    store.enqueue(ScoreRecord("bad\x00id", "v1", 0.5, "A", datetime.now(UTC), {}))  # past the request checks
+    store.flush()
+
+    exposition = db_client.get("/metrics").text
+    assert "leadscore_score_log_rejected 1.0" in exposition and "leadscore_score_log_written 5.0" in exposition
+    assert [letter["lead_id"] for letter in store.rejected_scores()] == ["bad\\x00id"]
