@@ -99,6 +99,12 @@ class OutcomeOut(BaseModel):
 
 # Only what both score-log databases can store: text without NUL, integers within 64 bits (see service.errors).
 StorableInt = Annotated[int, Strict(), Field(ge=INT64_MIN, le=INT64_MAX)]
+# JSON Schema counts 33.0 as an integer, so clients generated from /openapi.json may send one; a category reads
+# it as 33. The bounds keep out the floats that integers beyond 64 bits become (the widest below 2**63 is
+# 2**63 - 1024), so those are refused as the integers they were.
+WholeNumber = Annotated[
+    float, Field(strict=True, allow_inf_nan=False, multiple_of=1, ge=INT64_MIN + 1024, le=INT64_MAX - 1023)
+]
 
 
 def storable_text(max_length: int) -> Any:
@@ -111,7 +117,7 @@ def _text(max_length: int) -> Any:
 
     Built only from pydantic-core's own types: a Python validator per field would double validation time.
     """
-    return storable_text(max_length) | StorableInt
+    return storable_text(max_length) | StorableInt | WholeNumber
 
 
 def _scalar(max_length: int) -> Any:
