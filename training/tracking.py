@@ -18,6 +18,8 @@ BUNDLE_ARTIFACT_DIR = "bundle"
 SKOPS_TRUSTED_TYPES = [
     "collections.OrderedDict",
     "lightgbm.basic.Booster",
+    "training.additive.BinnedLogistic",
+    "training.model.CalibratedBlend",
     "training.model.CalibratedBooster",
     "training.model.LeadEncoder",
 ]
