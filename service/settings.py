@@ -17,6 +17,7 @@ class ServiceSettings(BaseSettings):
 
     model_dir: Path = Path("models/champion")
     model_uri: str | None = None  # e.g. models:/leadscore@champion: load the champion from the MLflow registry
+    allow_model_outside_models_dir: bool = False  # the champion link may lead out of the models folder
     mlflow_tracking_uri: str = "sqlite:///mlflow.db"
     database_url: str = "sqlite:///leadscore.db"
     api_keys: Annotated[list[str], NoDecode] = []
