@@ -51,9 +51,21 @@ def error_list(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def score_one_lead(state: Any, key: str | None, reasons: str | None, body: bytes) -> dict[str, Any]:
-    """POST /v1/leads/score: one lead in, its score out (reasons on by default)."""
+def admit(state: Any, key: str | None, content_type: str | None) -> None:
+    """What is checked before a scoring body is read: the key (a wrong one must not cost a 16 MiB read), then
+    that the body is JSON. A web page can post text/plain across sites without asking; it cannot post JSON."""
     authorize_reader(state.settings, key)
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "the body must be JSON, sent with Content-Type: application/json"
+        )
+
+
+def score_one_lead(state: Any, reasons: str | None, body: bytes) -> dict[str, Any]:
+    """POST /v1/leads/score: one lead in, its score out (reasons on by default); ``admit`` first."""
     mode = reasons_mode(reasons, "true")
     model = serving_model(state)
     try:
@@ -82,13 +94,12 @@ class BatchJob:
     small: bool
 
 
-def prepare_batch(state: Any, key: str | None, reasons: str | None, body: bytes) -> BatchJob:
-    """POST /v1/leads/score/batch: the cheap checks now; validation and scoring in ``run``.
+def prepare_batch(state: Any, reasons: str | None, body: bytes) -> BatchJob:
+    """POST /v1/leads/score/batch: the cheap checks now (``admit`` before); validation and scoring in ``run``.
 
     A batch whose every lead passes the strict decoder is scored column by column from it; any other body
     takes the full path, where each bad lead gets its own error entry and the good ones are still scored.
     """
-    authorize_reader(state.settings, key)
     mode = reasons_mode(reasons, "false")
     model = serving_model(state)
     decoded = model.batch_decoder.decode(body)

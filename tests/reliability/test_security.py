@@ -339,3 +339,19 @@ def test_serving_beyond_loopback_without_a_signing_key_warns(
     warning = unsigned_bundles_warning(host)
     assert (warning is not None) == warned
     assert warning is None or "LEADSCORE_BUNDLE_KEY" in warning
+
+
+@pytest.mark.parametrize("path", ["/v1/leads/score", "/v1/leads/score/batch", "/v1/leads/L-1/outcome"])
+def test_a_wrong_key_is_refused_before_the_body_is_read(server: Server, path: str) -> None:
+    """The request announces a body just within the limit and sends none of it: the 401 must come without
+    waiting for the body."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {WRONG_KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {MAX_BODY - 1}\r\n\r\n".encode()
+        )
+        head = sock.recv(4096)  # socket.timeout here means the server waited for the body
+    assert head.startswith(b"HTTP/1.1 401"), head[:100]
+    assert WRONG_KEY.encode() not in head

@@ -133,7 +133,10 @@ def test_batch_limits_and_shape(make_client: AppFactory) -> None:
     assert client.post("/v1/leads/score/batch", json={"leads": _leads(10)}).status_code == 200
     assert client.post("/v1/leads/score/batch", json=[{}]).status_code == 422
     assert client.post("/v1/leads/score/batch", json={"leads": "no"}).status_code == 422
-    assert client.post("/v1/leads/score/batch", content=b"{bad").status_code == 422
+    assert (
+        client.post("/v1/leads/score/batch", content=b"{bad", headers={"content-type": "application/json"}).status_code
+        == 422
+    )
 
 
 def test_outcomes_are_idempotent_and_keep_history(client: TestClient, trained: Trained) -> None:
@@ -344,3 +347,22 @@ def test_a_bundle_that_is_not_a_pickle_is_refused_at_reload(client: TestClient, 
     reply = client.post("/v1/admin/reload", headers={"X-API-Key": ADMIN_KEY})
     assert reply.status_code == 409 and reply.json()["reason"]
     assert client.post("/v1/leads/score", json={}).json()["model_version"] == models_folder.first
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["lane", "routes"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None]
+)
+def test_scoring_routes_take_only_json_bodies(
+    make_client: AppFactory, content_type: str | None, fast_lane: bool
+) -> None:
+    """A web page can post these across sites without asking first; it cannot post application/json."""
+    client = make_client(fast_lane=fast_lane)
+    headers = {"content-type": content_type} if content_type else {}
+    for path, body in (("/v1/leads/score", b'{"lead_id": "L"}'), ("/v1/leads/score/batch", b'{"leads": []}')):
+        refused = client.post(path, content=body, headers=headers)
+        assert refused.status_code == 415 and "application/json" in refused.json()["detail"], refused.text
+        accepted = client.post(path, content=body, headers={"content-type": "application/json; charset=utf-8"})
+        assert accepted.status_code == 200, accepted.text
+    wrong_key = client.post("/v1/leads/score", content=b"{}", headers=headers | {"X-API-Key": "wrong"})
+    assert wrong_key.status_code == 401  # the key is checked first
