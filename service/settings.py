@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -33,6 +33,10 @@ class ServiceSettings(BaseSettings):
     monitoring_window: int = 5_000
     score_log_batch: int = 4_000  # scores per write at most: under load, four 1,000-lead batches share a commit
     score_log_flush_s: float = 0.2
+    # who may read /openapi.json, /docs and /redoc (the lead schema and its category lists), and /metrics (traffic):
+    # open: anyone; key: a scoring or admin key; loopback-or-key: callers on this machine, others with a key; off
+    docs_access: Literal["open", "key", "off"] = "open"
+    metrics_access: Literal["open", "key", "loopback-or-key"] = "loopback-or-key"
 
     @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod

@@ -34,7 +34,8 @@ from tests.reliability.figures import report
 from tests.reliability.load import lead_records, wait_for_score_log
 from training.bundle import FORMAT_VERSION, library_versions
 
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# /metrics is open to loopback callers and needs a key from elsewhere (the test client counts as elsewhere)
+PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # the sales-ops page shell, its two packaged files and whether it must ask for a key: no data (service/dashboard.py)
 PUBLIC |= {"/", "/dashboard", "/dashboard/assets/{name}", "/v1/dashboard/access"}
 ADMIN = {"/v1/admin/reload"}
