@@ -22,7 +22,7 @@ from starlette.requests import Request
 
 from service.auth import authorize_reader
 from service.errors import LeadRejected, validation_problems
-from service.scoring import admit, prepare_batch, run_batch, score_one_lead
+from service.scoring import admit, confirm_stored, prepare_batch, run_batch, score_one_lead
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -62,7 +62,8 @@ class ScoringLane:
             admit(state, request.headers.get("x-api-key"), request.headers.get("content-type"))
             body = await request.body()
             if route is SCORE_ONE:
-                payload = score_one_lead(state, reasons, body)
+                payload, ticket = score_one_lead(state, reasons, body)
+                await confirm_stored(state, ticket)
             else:
                 payload = await run_batch(state, prepare_batch(state, reasons, body))
         except LeadRejected as exc:

@@ -13,7 +13,7 @@ from service.champion import ServingModel
 from service.errors import NUL_FREE
 from service.monitoring import monitoring_report
 from service.schemas import BatchScores, LeadScore, OutcomeIn, OutcomeOut
-from service.scoring import REASON_MODES, admit, prepare_batch, run_batch, score_one_lead
+from service.scoring import REASON_MODES, admit, confirm_stored, prepare_batch, run_batch, score_one_lead
 from service.scoring import serving_model as scoring_model
 from service.store import StoreUnavailable
 
@@ -71,7 +71,9 @@ def serving_model(request: Request) -> ServingModel:
 async def score_lead(request: Request) -> Response:
     """Score one lead: calibrated probability, grade, percentile, reasons and warnings."""
     admit(request.app.state, request.headers.get("x-api-key"), request.headers.get("content-type"))
-    return _json(score_one_lead(request.app.state, request.query_params.get("reasons"), await request.body()))
+    reply, ticket = score_one_lead(request.app.state, request.query_params.get("reasons"), await request.body())
+    await confirm_stored(request.app.state, ticket)
+    return _json(reply)
 
 
 @router.post(

@@ -33,6 +33,10 @@ class ServiceSettings(BaseSettings):
     monitoring_window: int = 5_000
     score_log_batch: int = 4_000  # scores per write at most: under load, four 1,000-lead batches share a commit
     score_log_flush_s: float = 0.2
+    # queued: the reply goes out once the score is queued (see the README for what a crash can lose);
+    # durable: the reply waits until the score's write has committed, and is a 503 if it did not store it
+    score_log_mode: Literal["queued", "durable"] = "queued"
+    durable_wait_s: float = 30.0
     # who may read /openapi.json, /docs and /redoc (the lead schema and its category lists), and /metrics (traffic):
     # open: anyone; key: a scoring or admin key; loopback-or-key: callers on this machine, others with a key; off
     docs_access: Literal["open", "key", "off"] = "open"

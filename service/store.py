@@ -29,7 +29,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -88,6 +88,7 @@ SCHEMA_ATTEMPTS = 6
 WAL_SWITCH_ATTEMPTS = 10
 INDEX_EVERY = 100_000  # scores per lead-index chunk
 RECORDS_PER_WRITE = 500  # single-lead scores per write at most (see _next_batch)
+FAILED_SPANS_KEPT = 10_000  # writes remembered as failed, for durable replies still waiting on them
 CATCH_UP_WAIT_S = 10.0  # the longest a batch waits for the writer before its scores are queued anyway
 LOOKUP_CHUNK = 500  # lead ids per query when reading many leads' scores
 REJECTS_KEPT = 10_000  # dead letters kept, newest first
@@ -726,6 +727,12 @@ class ScoreStore:
         self._pending_rows = 0
         self._in_flight = 0
         self._accepted = 0
+        # durable replies: each queued request's ticket is the count of scores accepted through it; writes take
+        # the queue in order, so one number says how far writing has got, and a short list which writes failed
+        self._taken = 0  # scores taken off the queue into writes, so far
+        self._completed = 0  # scores whose writes have finished, stored or not
+        self._failed_spans: deque[tuple[int, int]] = deque(maxlen=FAILED_SPANS_KEPT)
+        self._waiters: list[tuple[int, Callable[[bool], None]]] = []
         self._done = 0  # written + failed
         self._flush_target = 0
         self._stopping = False
@@ -804,8 +811,9 @@ class ScoreStore:
 
     # ---- the score log: request side -------------------------------------------------------------------------
 
-    def enqueue(self, batch: ScoreBatch | ScoreRecord) -> None:
-        """Hand scores to the writer: an append under a short lock, no I/O, never an exception.
+    def enqueue(self, batch: ScoreBatch | ScoreRecord) -> int | None:
+        """Hand scores to the writer: an append under a short lock, no I/O, never an exception. Returns a ticket
+        for ``when_stored``, or None when some of the scores were dropped (a full queue, a stopped store).
 
         One lead's score may come as a ``ScoreRecord``: two objects instead of a batch's two dozen lists,
         which the garbage collector would otherwise walk while thousands of single scores wait to be written.
@@ -813,7 +821,7 @@ class ScoreStore:
         try:
             count = _size_of(batch)
             if not count:
-                return
+                return self._accepted
             with self._lock:
                 room = 0 if self._closed else self._max_queue - self._pending_rows
                 accepted = max(min(count, room), 0)
@@ -826,10 +834,47 @@ class ScoreStore:
                         self._has_work.notify()
                 dropped = count - accepted
                 self._dropped += dropped
+                ticket = self._accepted
             if dropped:
                 self._warn_dropped()
+                return None
+            return ticket
         except Exception:  # the reply must not fail because the score log did
             log.exception("scores could not be queued for the score log; they are not stored")
+            return None
+
+    def when_stored(self, ticket: int, callback: Callable[[bool], None]) -> None:
+        """Call ``callback(stored)`` once the write holding the scores of ``ticket`` has finished: True if it
+        stored every score it held, False if any failed. From the writer thread, or at once if already known;
+        the writer stops lingering for a fuller batch while anyone waits."""
+        with self._lock:
+            if ticket <= self._completed:
+                outcome = self._stored_through(ticket)
+            else:
+                self._waiters.append((ticket, callback))
+                self._flush_target = max(self._flush_target, ticket)
+                self._has_work.notify()
+                return
+        callback(outcome)
+
+    def _stored_through(self, ticket: int) -> bool:
+        """Whether the write that held ``ticket``'s last score stored everything (caller holds the lock)."""
+        return not any(first < ticket <= last for first, last in self._failed_spans)
+
+    def _complete(self, through: int, stored: bool) -> None:
+        """Writing has got through ``through`` scores; wake the durable replies waiting on them."""
+        with self._lock:
+            if not stored:
+                self._failed_spans.append((self._completed, through))
+            self._completed = through
+            due = [(ticket, callback) for ticket, callback in self._waiters if ticket <= through]
+            self._waiters = [(ticket, callback) for ticket, callback in self._waiters if ticket > through]
+            outcomes = [(callback, self._stored_through(ticket)) for ticket, callback in due]
+        for callback, outcome in outcomes:
+            try:
+                callback(outcome)
+            except Exception:  # a waiter gone away must not stop the writer
+                log.exception("score log: a durable reply could not be woken")
 
     def enqueue_records(self, records: Sequence[ScoreRecord]) -> None:
         """As ``enqueue``, for several scores one record each."""
@@ -896,6 +941,7 @@ class ScoreStore:
     def _run_writer(self, engine: Engine) -> None:
         """Take batches off the queue and write each in one transaction, until stopped and drained."""
         while (write := self._next_batch()) is not None:
+            failed_before, through = self._failed, self._taken
             try:
                 self._write_batch(engine, write)
                 if self._rejects:
@@ -905,6 +951,7 @@ class ScoreStore:
                 self._rejects = []
                 with self._lock:
                     self._settle_locked(failed=self._in_flight, error=describe_error(exc, self._url.password))
+            self._complete(through, stored=self._failed == failed_before)
             # looking for a due chunk costs a transaction: do it after every eighth of a chunk's scores
             self._written_since_index_check += write.count
             if self._written_since_index_check * 8 >= self._index_every:
@@ -950,6 +997,7 @@ class ScoreStore:
             write = _as_write(taken)
             self._pending_rows -= write.count
             self._in_flight = write.count
+            self._taken += write.count
             return write
 
     def _write_batch(self, engine: Engine, write: ScoreWrite) -> None:
@@ -1142,9 +1190,18 @@ class ScoreStore:
         self._pending_rows = 0
         self._failed += lost
         self._done += lost
+        self._taken += lost
         self._last_error = f"{lost} scores not written: {reason}"
         self._progress.notify_all()
         log.error("score log: %s", self._last_error)
+        self._failed_spans.append((self._completed, self._taken))
+        self._completed = self._taken
+        waiting, self._waiters = self._waiters, []
+        for _, callback in waiting:  # called under the lock: the callbacks only schedule work elsewhere
+            try:
+                callback(False)
+            except Exception:
+                log.exception("score log: a durable reply could not be woken")
 
     # ---- outcomes --------------------------------------------------------------------------------------------
 

@@ -129,3 +129,20 @@ def test_scores_the_database_refuses_are_counted_in_metrics(db_client: TestClien
     exposition = db_client.get("/metrics").text
     assert "leadscore_score_log_rejected 1.0" in exposition and "leadscore_score_log_written 5.0" in exposition
     assert [letter["lead_id"] for letter in store.rejected_scores()] == ["bad\\x00id"]
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["lane", "routes"])
+def test_durable_replies_come_after_the_commit(make_client: AppFactory, database_url: str, fast_lane: bool) -> None:
+    """LEADSCORE_SCORE_LOG_MODE=durable: once the reply is in, the score is in the database; a score that cannot
+    be stored gets a 503 rather than a 200."""
+    client = make_client(database_url=database_url, score_log_mode="durable", score_log_flush_s=5, fast_lane=fast_lane)
+    store = client.app.state.store
+    assert client.post("/v1/leads/score?reasons=false", json={"lead_id": "D-1"}).status_code == 200
+    assert [row["probability"] for row in store.score_history("D-1")]  # no flush: committed before the reply
+    batch = client.post("/v1/leads/score/batch", json={"leads": [{"lead_id": f"D-{i}"} for i in range(2, 80)]})
+    assert batch.status_code == 200 and batch.json()["scored"] == 78
+    assert store.stats.written == 79 and store.stats.queued == 0
+
+    store.stop()  # nothing can be stored now
+    refused = client.post("/v1/leads/score", json={"lead_id": "D-lost"})
+    assert refused.status_code == 503 and "not stored" in refused.json()["detail"], refused.text

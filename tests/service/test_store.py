@@ -509,3 +509,34 @@ def test_batches_wait_while_the_writer_is_behind(tmp_path: Path) -> None:
     finally:
         blocker.close()
         store.stop()
+
+
+def test_tickets_say_whether_their_scores_were_stored(store: ScoreStore) -> None:
+    """What a durable reply waits on: the write holding its scores finished, and whether it stored them all."""
+    outcomes: dict[str, bool] = {}
+    done = threading.Event()
+
+    def note(name: str) -> Callable[[bool], None]:
+        def record(stored: bool) -> None:
+            outcomes[name] = stored
+            if len(outcomes) == 2:
+                done.set()
+
+        return record
+
+    bad_ticket = store.enqueue(make_records(1, start=900)[0]._replace(lead_id="a\x00b"))
+    good_ticket = store.enqueue(ScoreBatch.of_records(make_records(5, start=100)))
+    assert bad_ticket is not None and good_ticket is not None
+    store.when_stored(bad_ticket, note("bad"))
+    store.when_stored(good_ticket, note("good"))
+    assert done.wait(10)
+    store.flush()
+    late: list[bool] = []
+    store.when_stored(good_ticket, late.append)  # already known: answered at once
+
+    assert outcomes["bad"] is False and late == [outcomes["good"]]
+    assert store.stats.rejected == 1
+    stopped = ScoreStore(store.safe_url.replace("***", ""))
+    assert stopped.enqueue(make_records(1)[0]) is not None  # queued, though not started
+    stopped.stop(timeout_s=0.1)
+    assert stopped.enqueue(make_records(1)[0]) is None  # a stopped store drops: no ticket
