@@ -2,7 +2,8 @@
 
 Starts both with the service's launcher (uvicorn, uvloop + httptools, no access log, a listening socket per
 worker) on loopback, drives each with wrk for a bounded time, and prints req/s, p50/p99 and the ratio to the
-bare endpoint measured in the same run.
+bare endpoint measured in the same run. With one worker it also measures durable replies
+(LEADSCORE_SCORE_LOG_MODE=durable: each reply waits for its score's commit) against the default in the same run.
 """
 
 from __future__ import annotations
@@ -58,6 +59,27 @@ def _median_run(runs: list[WrkResult]) -> WrkResult:
     return sorted(runs, key=lambda run: run.requests_per_s)[len(runs) // 2]
 
 
+def _durable_runs(env: dict[str, str], work: Path, one: bytes, batch: bytes) -> dict[str, WrkResult]:
+    """The single-lead and batch figures again, from a server whose replies wait for their scores' commit."""
+    port = free_port()
+    durable_env = env | {
+        "LEADSCORE_SCORE_LOG_MODE": "durable",
+        "LEADSCORE_DATABASE_URL": f"sqlite:///{work / 'scores-durable.db'}",
+    }
+    server = start_server(_server("service.app:create_app", port, 1), durable_env, "/readyz", port)
+    try:
+        run_wrk(f"{server.url}/v1/leads/score", one, 2, CONNECTIONS)  # warm-up, discarded
+        batch_url = f"{server.url}/v1/leads/score/batch?reasons=false"
+        return {
+            "score, no reasons": run_wrk(f"{server.url}/v1/leads/score?reasons=false", one, SECONDS, CONNECTIONS),
+            f"batch of {BATCH:,}, no reasons": _median_run(
+                [run_wrk(batch_url, batch, SECONDS, BATCH_CONNECTIONS) for _ in range(BATCH_CONNECTION_SETS)]
+            ),
+        }
+    finally:
+        server.stop()
+
+
 def main() -> None:
     work = scratch_dir("serve")
     bundle_dir = train_bundle(20_000, 0, work)
@@ -90,6 +112,8 @@ def main() -> None:
         finally:
             bare.stop()
             real.stop()  # a graceful stop: the score log's queue is written first
+        if workers == 1:
+            durable_runs = _durable_runs(env, work, one, batch)
         runs[f"batch of {BATCH:,}, no reasons"] = _median_run(batch_runs)
         results[workers] = runs
         batch_sets[workers] = [run.requests_per_s * BATCH for run in batch_runs]
@@ -125,6 +149,23 @@ def main() -> None:
     for workers, leads_per_s in batch_sets.items():
         each = ", ".join(f"{x:,.0f}" for x in leads_per_s)
         print(f"{workers} worker(s), batch leads/s with each set of connections (median in the table): {each}")
+    queued = results[1]
+    print_table(
+        f"Durable replies (LEADSCORE_SCORE_LOG_MODE=durable), 1 worker, SQLite, {SECONDS}s per run",
+        ["endpoint", "req/s", "leads/s", "p50 ms", "p99 ms", "ratio to queued", "errors"],
+        [
+            [
+                name,
+                f"{run.requests_per_s:,.0f}",
+                f"{run.requests_per_s * (BATCH if name.startswith('batch') else 1):,.0f}",
+                f"{run.p50_ms:.2f}",
+                f"{run.p99_ms:.2f}",
+                f"{run.requests_per_s / queued[name].requests_per_s:.2f}",
+                str(run.errors),
+            ]
+            for name, run in durable_runs.items()
+        ],
+    )
     for workers, counts in stored.items():
         # wrk counts replies it read before its time was up; the server also stores what was still in flight
         print(f"{workers} worker(s): {counts['answered']:,} scores answered in the runs, {counts['stored']:,} stored")

@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from service import metrics
+from service.auth import PageGate
 from service.champion import ServingModel, champion_location, load_serving_model, resolve_bundle_dir
 from service.dashboard import router as dashboard_router
 from service.errors import LeadRejected, validation_problems
@@ -179,5 +180,6 @@ def create_app(settings: ServiceSettings | None = None, fast_lane: bool = True) 
     app.openapi = lambda: _lead_schema_openapi(app)  # type: ignore[method-assign]
     if fast_lane:
         app.add_middleware(ScoringLane)
+    app.add_middleware(PageGate)
     app.add_middleware(RequestMetrics)  # added last, so outermost: it also times the lane
     return app

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader
+from starlette.datastructures import Headers
 
 from service.settings import ServiceSettings
 
@@ -61,3 +62,53 @@ ADMIN_RESPONSES: dict[int | str, dict] = {
     **READER_RESPONSES,
     403: {"description": "A scoring key on an admin route, or admin routes are disabled (no admin keys)."},
 }
+
+
+DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+METRICS_PATH = "/metrics"
+LOOPBACK_CLIENTS = frozenset({"127.0.0.1", "::1"})
+
+
+def page_refusal(settings: ServiceSettings, path: str, client_host: str | None, key: str | None) -> int | None:
+    """The status that refuses this caller the API's documentation or its metrics (LEADSCORE_DOCS_ACCESS,
+    LEADSCORE_METRICS_ACCESS); None when allowed, and for every other path."""
+    if path in DOC_PATHS:
+        policy = settings.docs_access
+    elif path == METRICS_PATH:
+        policy = settings.metrics_access
+    else:
+        return None
+    if policy == "off":
+        return status.HTTP_404_NOT_FOUND
+    if policy == "open" or (policy == "loopback-or-key" and client_host in LOOPBACK_CLIENTS):
+        return None
+    try:
+        authorize_reader(settings, key)
+    except HTTPException:
+        return status.HTTP_401_UNAUTHORIZED
+    return None
+
+
+class PageGate:
+    """Pure ASGI middleware: the documentation and metrics pages as the settings allow (``page_refusal``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (scope["path"] in DOC_PATHS or scope["path"] == METRICS_PATH):
+            client = scope.get("client")
+            key = Headers(scope=scope).get("x-api-key")
+            refusal = page_refusal(scope["app"].state.settings, scope["path"], client[0] if client else None, key)
+            if refusal is not None:
+                await _refuse(send, refusal)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send: Any, code: int) -> None:
+    detail = b"not found" if code == status.HTTP_404_NOT_FOUND else b"missing or invalid API key (X-API-Key header)"
+    body = b'{"detail":"' + detail + b'"}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -15,6 +15,7 @@ import msgspec
 from msgspec import Meta
 from msgspec.structs import astuple
 
+from service.errors import INT64_MAX, INT64_MIN
 from service.schemas import placeholders_of
 from training.bundle import Bundle
 from training.placeholders import placeholder_pattern
@@ -29,9 +30,10 @@ class DecodedBatch:
     count: int
 
 
-# The full path's JSON parser reads integers beyond 64 bits as floats, which a category refuses; larger
-# integers go to it.
-_Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+# Integers beyond 64 bits go to the full path, which refuses them by name (the databases cannot store them).
+_Int64 = Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)]
+# A NUL character, which the database cannot store, escaped as JSON must escape it (the hex digits are zeros).
+_NUL_ESCAPE = b"\\u0000"
 
 
 def _text(max_length: int) -> Any:
@@ -81,9 +83,11 @@ class BatchDecoder:
         self._positions = [position[name] for name in read_fields]
 
     def decode(self, body: bytes) -> DecodedBatch | None:
+        if _NUL_ESCAPE in body:  # NUL can only arrive escaped; the full path names the field that holds it
+            return None
         try:
             leads = self._decoder.decode(body).leads
-        except msgspec.DecodeError:  # malformed JSON or a value outside the narrow types
+        except (msgspec.DecodeError, UnicodeDecodeError):  # malformed JSON or UTF-8, or a value outside the types
             return None
         if not leads:
             return DecodedBatch({name: [] for name in self._read_fields}, 0)

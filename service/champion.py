@@ -45,8 +45,22 @@ def champion_location(settings: ServiceSettings) -> str:
 def resolve_bundle_dir(settings: ServiceSettings) -> Path:
     """The directory of the current champion: the configured folder, or the registry alias's bundle artifacts."""
     if not settings.model_uri:
-        return Path(settings.model_dir)
+        return _inside_models_folder(Path(settings.model_dir), settings.allow_model_outside_models_dir)
     return _download_registered_bundle(settings.model_uri, settings)
+
+
+def _inside_models_folder(model_dir: Path, allow_outside: bool) -> Path:
+    """The champion link must lead into its own models folder: whoever can repoint it must not be able to
+    make the service unpickle a file from anywhere on disk (LEADSCORE_ALLOW_MODEL_OUTSIDE_MODELS_DIR)."""
+    if allow_outside:
+        return model_dir
+    target, folder = model_dir.resolve(), model_dir.absolute().parent.resolve()
+    if not target.is_relative_to(folder):
+        raise BundleError(
+            f"{model_dir} leads to {target}, outside the models folder {folder}: refusing to load it "
+            "(set LEADSCORE_ALLOW_MODEL_OUTSIDE_MODELS_DIR=true to allow it)"
+        )
+    return model_dir
 
 
 def _download_registered_bundle(uri: str, settings: ServiceSettings) -> Path:

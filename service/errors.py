@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+# What both databases can store, and what the request path therefore accepts (see service.schemas):
+# integers within 64 bits, and text without the NUL character, which PostgreSQL's text columns refuse.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+NUL_FREE = r"^[^\x00]*$"
+NUL_MESSAGE = "must not contain the NUL character (\\u0000): it cannot be stored"
+
 
 class LeadRejected(Exception):
     """A lead that fails the model's schema: 422 naming each field and problem."""
@@ -18,7 +24,13 @@ def validation_problems(errors: list[dict[str, Any]], drop: int = 0) -> list[dic
     for error in errors:
         loc = list(error.get("loc", ()))
         field = str(loc[drop]) if len(loc) > drop else None
-        problems.append(
-            {"loc": loc, "msg": error.get("msg", "invalid"), "type": error.get("type", "invalid"), "field": field}
-        )
+        kind = error.get("type", "invalid")
+        problems.append({"loc": loc, "msg": problem_message(error), "type": kind, "field": field})
     return problems
+
+
+def problem_message(error: dict[str, Any]) -> str:
+    """The validator's message, or a plain one where the validator would show its NUL-refusing pattern."""
+    if error.get("type") == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == NUL_FREE:
+        return NUL_MESSAGE
+    return error.get("msg", "invalid")

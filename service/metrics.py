@@ -42,6 +42,11 @@ LOG_WRITTEN = Gauge("leadscore_score_log_written", "Scores written to the score 
 LOG_FAILED = Gauge(
     "leadscore_score_log_failed", "Scores that could not be written after retries.", multiprocess_mode="livesum"
 )
+LOG_REJECTED = Gauge(
+    "leadscore_score_log_rejected",
+    "Scores the database refused (also counted as failed); each is a row in the score_rejects table.",
+    multiprocess_mode="livesum",
+)
 LOG_DROPPED = Gauge(
     "leadscore_score_log_dropped", "Scores refused because the write queue was full.", multiprocess_mode="livesum"
 )
@@ -113,6 +118,7 @@ def update_store_gauges(stats: object) -> None:
     QUEUE_DEPTH.set(stats.queued)
     LOG_WRITTEN.set(stats.written)
     LOG_FAILED.set(stats.failed)
+    LOG_REJECTED.set(stats.rejected)
     LOG_DROPPED.set(stats.dropped)
     LOG_RETRIES.set(stats.retries)
     LOG_CATCH_UP_WAITS.set(stats.catch_up_waits)

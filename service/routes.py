@@ -10,16 +10,18 @@ from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from service import metrics
 from service.auth import ADMIN_RESPONSES, READER_RESPONSES, READER_SECURITY_OPENAPI, AdminDep, ReaderDep
 from service.champion import ServingModel
+from service.errors import NUL_FREE
 from service.monitoring import monitoring_report
 from service.schemas import BatchScores, LeadScore, OutcomeIn, OutcomeOut
-from service.scoring import REASON_MODES, prepare_batch, run_batch, score_one_lead
+from service.scoring import REASON_MODES, admit, confirm_stored, prepare_batch, run_batch, score_one_lead
 from service.scoring import serving_model as scoring_model
 from service.store import StoreUnavailable
 
 router = APIRouter()
 
-LeadId = Annotated[str, Path(min_length=1, max_length=200)]
+LeadId = Annotated[str, Path(min_length=1, max_length=200, pattern=NUL_FREE)]
 NO_MODEL = {503: {"description": "No model is loaded yet; see /readyz."}}
+NOT_JSON = {415: {"description": "The body is not sent as application/json."}}
 LEAD_REJECTED = {422: {"description": "A field has the wrong type, an impossible value or is unknown."}}
 
 
@@ -58,12 +60,20 @@ def serving_model(request: Request) -> ServingModel:
     "/v1/leads/score",
     response_model=LeadScore,
     openapi_extra=_scoring_openapi("Lead", "true"),
-    responses={**READER_RESPONSES, **LEAD_REJECTED, **NO_MODEL, 413: {"description": "The body is too large."}},
+    responses={
+        **READER_RESPONSES,
+        **LEAD_REJECTED,
+        **NO_MODEL,
+        413: {"description": "The body is too large."},
+        **NOT_JSON,
+    },
 )
 async def score_lead(request: Request) -> Response:
     """Score one lead: calibrated probability, grade, percentile, reasons and warnings."""
-    key, reasons = request.headers.get("x-api-key"), request.query_params.get("reasons")
-    return _json(score_one_lead(request.app.state, key, reasons, await request.body()))
+    admit(request.app.state, request.headers.get("x-api-key"), request.headers.get("content-type"))
+    reply, ticket = score_one_lead(request.app.state, request.query_params.get("reasons"), await request.body())
+    await confirm_stored(request.app.state, ticket)
+    return _json(reply)
 
 
 @router.post(
@@ -74,13 +84,14 @@ async def score_lead(request: Request) -> Response:
         **READER_RESPONSES,
         **NO_MODEL,
         413: {"description": "Too many leads or too large a body."},
+        **NOT_JSON,
         422: {"description": "The body is not a JSON object {leads: [...]}, or the reasons parameter is unknown."},
     },
 )
 async def score_batch(request: Request) -> Response:
     """Score many leads; a bad row gets its own error entry and the good rows are scored."""
-    key, reasons = request.headers.get("x-api-key"), request.query_params.get("reasons")
-    job = prepare_batch(request.app.state, key, reasons, await request.body())
+    admit(request.app.state, request.headers.get("x-api-key"), request.headers.get("content-type"))
+    job = prepare_batch(request.app.state, request.query_params.get("reasons"), await request.body())
     return _json(await run_batch(request.app.state, job))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -19,6 +19,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
+from service.errors import INT64_MAX, INT64_MIN, NUL_FREE
 from training.bundle import Bundle
 from training.placeholders import placeholder_pattern
 from training.schema import FieldSchema
@@ -65,9 +66,15 @@ def _iso_datetime(value: Any) -> Any:
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 date-time string, such as 2026-11-23T09:30:00Z")
     try:
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError("must be an ISO 8601 date-time string, such as 2026-11-23T09:30:00Z") from None
+    if moment.tzinfo is not None:
+        try:
+            moment.astimezone(UTC)  # stored in UTC: 9999-12-31T23:59:59-14:00 is past the calendar's end there
+        except OverflowError:
+            raise ValueError("must fall between 0001-01-01 and 9999-12-31 once converted to UTC") from None
+    return moment
 
 
 class OutcomeIn(BaseModel):
@@ -91,17 +98,35 @@ class OutcomeOut(BaseModel):
     revision: int
 
 
+# Only what both score-log databases can store: text without NUL, integers within 64 bits (see service.errors).
+StorableInt = Annotated[int, Strict(), Field(ge=INT64_MIN, le=INT64_MAX)]
+# JSON Schema counts 33.0 as an integer, so clients generated from /openapi.json may send one; a category reads
+# it as 33. The bounds keep out the floats that integers beyond 64 bits become (the widest below 2**63 is
+# 2**63 - 1024), so those are refused as the integers they were.
+WholeNumber = Annotated[
+    float, Field(strict=True, allow_inf_nan=False, multiple_of=1, ge=INT64_MIN + 1024, le=INT64_MAX - 1023)
+]
+
+
+def storable_text(max_length: int) -> Any:
+    """Text of at most ``max_length`` characters that PostgreSQL and SQLite both store as it is (no NUL)."""
+    return Annotated[str, StringConstraints(max_length=max_length, pattern=NUL_FREE)]
+
+
 def _text(max_length: int) -> Any:
     """A category or id: text, or a JSON integer (codes such as 33 arrive either way); the scorer reads both.
 
     Built only from pydantic-core's own types: a Python validator per field would double validation time.
     """
-    return Annotated[str, StringConstraints(max_length=max_length)] | Annotated[int, Strict()]
+    return storable_text(max_length) | StorableInt | WholeNumber
 
 
 def _scalar(max_length: int) -> Any:
-    """Any JSON scalar, for fields accepted and ignored; objects, arrays and overlong strings are refused."""
-    return Annotated[str, StringConstraints(max_length=max_length)] | Annotated[int, Strict()] | float | bool | None
+    """Any JSON scalar, for fields accepted and ignored; objects, arrays and overlong strings are refused.
+
+    Held to the same rules as stored fields, so that whether a lead is accepted never depends on which of its
+    fields the model happens to use."""
+    return storable_text(max_length) | StorableInt | float | bool | None
 
 
 def _field_type(field: FieldSchema, max_length: int, placeholders: list[str]) -> Any:

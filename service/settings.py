@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -17,6 +17,7 @@ class ServiceSettings(BaseSettings):
 
     model_dir: Path = Path("models/champion")
     model_uri: str | None = None  # e.g. models:/leadscore@champion: load the champion from the MLflow registry
+    allow_model_outside_models_dir: bool = False  # the champion link may lead out of the models folder
     mlflow_tracking_uri: str = "sqlite:///mlflow.db"
     database_url: str = "sqlite:///leadscore.db"
     api_keys: Annotated[list[str], NoDecode] = []
@@ -32,6 +33,14 @@ class ServiceSettings(BaseSettings):
     monitoring_window: int = 5_000
     score_log_batch: int = 4_000  # scores per write at most: under load, four 1,000-lead batches share a commit
     score_log_flush_s: float = 0.2
+    # queued: the reply goes out once the score is queued (see the README for what a crash can lose);
+    # durable: the reply waits until the score's write has committed, and is a 503 if it did not store it
+    score_log_mode: Literal["queued", "durable"] = "queued"
+    durable_wait_s: float = 30.0
+    # who may read /openapi.json, /docs and /redoc (the lead schema and its category lists), and /metrics (traffic):
+    # open: anyone; key: a scoring or admin key; loopback-or-key: callers on this machine, others with a key; off
+    docs_access: Literal["open", "key", "off"] = "open"
+    metrics_access: Literal["open", "key", "loopback-or-key"] = "loopback-or-key"
 
     @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod

@@ -10,7 +10,9 @@ The score log is laid out so that every write appends, whatever the lead ids loo
 - ``score_batches``: each request's lead fields once (a run of single leads counts as one), column by column,
   for drift monitoring;
 - ``score_lead_chunks``: the lead-id index, built in sorted chunks of ``index_every`` scores once that many have
-  arrived (``score_chunks`` lists them); lookups read the chunks plus the short unindexed tail.
+  arrived (``score_chunks`` lists them); lookups read the chunks plus the short unindexed tail;
+- ``score_rejects``: the dead letters, one row per score the writer could not store (why, never the lead fields),
+  the newest ``REJECTS_KEPT`` only.
 
 A conventional index on lead id would take a random B-tree insert per score, about one page written per score
 once the table outgrows memory: eight times the cost of the write itself at a million scores.
@@ -27,7 +29,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -86,8 +88,11 @@ SCHEMA_ATTEMPTS = 6
 WAL_SWITCH_ATTEMPTS = 10
 INDEX_EVERY = 100_000  # scores per lead-index chunk
 RECORDS_PER_WRITE = 500  # single-lead scores per write at most (see _next_batch)
+FAILED_SPANS_KEPT = 10_000  # writes remembered as failed, for durable replies still waiting on them
 CATCH_UP_WAIT_S = 10.0  # the longest a batch waits for the writer before its scores are queued anyway
 LOOKUP_CHUNK = 500  # lead ids per query when reading many leads' scores
+REJECTS_KEPT = 10_000  # dead letters kept, newest first
+REJECT_REASON_LENGTH = 500
 STOP_JOIN_GRACE_S = 2.0
 DROP_WARNING_INTERVAL_S = 10.0
 # PostgreSQL advisory-lock namespaces (first key of the two-key form): schema creation, outcome reports per lead.
@@ -220,6 +225,7 @@ class StoreStats:
     queued: int  # accepted but not yet written: waiting in the queue or in the batch being written
     written: int
     failed: int  # given up after retries, rejected as unstorable, or still queued when stop() ran out of time
+    rejected: int  # of the failed: scores the database (or the checks before it) refused; see score_rejects
     dropped: int  # refused because the queue was full (or the store was stopped)
     retries: int
     catch_up_waits: int  # batches that waited for the writer to catch up (see wait_for_writer)
@@ -293,6 +299,18 @@ score_lead_chunks_table = Table(
     Column("lead_id", String(LEAD_ID_LENGTH), primary_key=True),
     Column("score_id", BigInteger, primary_key=True, autoincrement=False),
     sqlite_with_rowid=False,
+)
+
+score_rejects_table = Table(
+    "score_rejects",
+    metadata,
+    Column("id", _ROW_ID, primary_key=True, autoincrement=True),
+    Column("rejected_at", UTCDateTime, nullable=False),
+    # printable: characters the column cannot hold are escaped (\x00), and cut to the column's length
+    Column("lead_id", String(LEAD_ID_LENGTH), nullable=True),
+    Column("model_version", String(MODEL_VERSION_LENGTH), nullable=True),
+    Column("scored_at", UTCDateTime, nullable=True),
+    Column("reason", String(REJECT_REASON_LENGTH), nullable=False),
 )
 
 outcomes_table = Table(
@@ -379,6 +397,10 @@ def unstorable_rows(batch: ScoreBatch) -> dict[int, str]:
             for i, value in enumerate(values):
                 if value is not None and len(value) > limit:
                     problems.setdefault(i, f"{name} is {len(value)} characters long; at most {limit} are stored")
+    if "\x00" in "".join(filter(None, batch.lead_ids)):  # PostgreSQL refuses it; SQLite would store it
+        for i, value in enumerate(batch.lead_ids):
+            if value is not None and "\x00" in value:
+                problems.setdefault(i, "lead_id contains the NUL character")
     if not all(map(math.isfinite, batch.probabilities)):
         for i, probability in enumerate(batch.probabilities):
             if not math.isfinite(probability):
@@ -405,6 +427,48 @@ def _score_rows(dialect: Dialect, write: ScoreWrite) -> tuple[str, list[tuple[An
             times.append(at)
         rows += zip(part.lead_ids, part.model_versions, part.probabilities, part.grades, times, strict=True)
     return sql, rows
+
+
+class Reject(NamedTuple):
+    """A score the writer could not store, as its dead letter: printable, and without the lead fields."""
+
+    lead_id: str | None
+    model_version: str | None
+    scored_at: datetime | None
+    reason: str
+
+
+def _halves(start: int, stop: int) -> list[tuple[int, int]]:
+    """The stretch split in two (one stretch when it holds a single score)."""
+    if stop - start <= 1:
+        return [(start, stop)]
+    middle = (start + stop) // 2
+    return [(start, middle), (middle, stop)]
+
+
+def printable(value: Any, limit: int) -> str | None:
+    """Text any column can hold: NUL and unencodable characters escaped, cut to ``limit``."""
+    if value is None:
+        return None
+    text = str(value).replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+    return text[:limit]
+
+
+def rejects_of(batch: ScoreBatch, reason: str) -> list[Reject]:
+    """One dead letter per score of this batch."""
+    reason = printable(reason, REJECT_REASON_LENGTH) or ""
+    return [
+        Reject(printable(lead_id, LEAD_ID_LENGTH), printable(version, MODEL_VERSION_LENGTH), _valid_time(at), reason)
+        for lead_id, version, at in zip(batch.lead_ids, batch.model_versions, batch.scored_at, strict=True)
+    ]
+
+
+def _valid_time(value: Any) -> datetime | None:
+    """The score's time when it is one the column can hold in UTC."""
+    try:
+        return as_utc(value) if isinstance(value, datetime) else None
+    except OverflowError:
+        return None
 
 
 _SQLITE_ROWS_PER_STATEMENT = 500  # 2,500 parameters, well under SQLite's limit of 32,766
@@ -663,6 +727,12 @@ class ScoreStore:
         self._pending_rows = 0
         self._in_flight = 0
         self._accepted = 0
+        # durable replies: each queued request's ticket is the count of scores accepted through it; writes take
+        # the queue in order, so one number says how far writing has got, and a short list which writes failed
+        self._taken = 0  # scores taken off the queue into writes, so far
+        self._completed = 0  # scores whose writes have finished, stored or not
+        self._failed_spans: deque[tuple[int, int]] = deque(maxlen=FAILED_SPANS_KEPT)
+        self._waiters: list[tuple[int, Callable[[bool], None]]] = []
         self._done = 0  # written + failed
         self._flush_target = 0
         self._stopping = False
@@ -670,6 +740,8 @@ class ScoreStore:
         self._deadline: float | None = None
         self._written = 0
         self._failed = 0
+        self._rejected = 0
+        self._rejects: list[Reject] = []  # dead letters not yet recorded (writer thread only)
         self._dropped = 0
         self._retries = 0
         self._catch_up_waits = 0
@@ -739,8 +811,9 @@ class ScoreStore:
 
     # ---- the score log: request side -------------------------------------------------------------------------
 
-    def enqueue(self, batch: ScoreBatch | ScoreRecord) -> None:
-        """Hand scores to the writer: an append under a short lock, no I/O, never an exception.
+    def enqueue(self, batch: ScoreBatch | ScoreRecord) -> int | None:
+        """Hand scores to the writer: an append under a short lock, no I/O, never an exception. Returns a ticket
+        for ``when_stored``, or None when some of the scores were dropped (a full queue, a stopped store).
 
         One lead's score may come as a ``ScoreRecord``: two objects instead of a batch's two dozen lists,
         which the garbage collector would otherwise walk while thousands of single scores wait to be written.
@@ -748,7 +821,7 @@ class ScoreStore:
         try:
             count = _size_of(batch)
             if not count:
-                return
+                return self._accepted
             with self._lock:
                 room = 0 if self._closed else self._max_queue - self._pending_rows
                 accepted = max(min(count, room), 0)
@@ -761,10 +834,47 @@ class ScoreStore:
                         self._has_work.notify()
                 dropped = count - accepted
                 self._dropped += dropped
+                ticket = self._accepted
             if dropped:
                 self._warn_dropped()
+                return None
+            return ticket
         except Exception:  # the reply must not fail because the score log did
             log.exception("scores could not be queued for the score log; they are not stored")
+            return None
+
+    def when_stored(self, ticket: int, callback: Callable[[bool], None]) -> None:
+        """Call ``callback(stored)`` once the write holding the scores of ``ticket`` has finished: True if it
+        stored every score it held, False if any failed. From the writer thread, or at once if already known;
+        the writer stops lingering for a fuller batch while anyone waits."""
+        with self._lock:
+            if ticket <= self._completed:
+                outcome = self._stored_through(ticket)
+            else:
+                self._waiters.append((ticket, callback))
+                self._flush_target = max(self._flush_target, ticket)
+                self._has_work.notify()
+                return
+        callback(outcome)
+
+    def _stored_through(self, ticket: int) -> bool:
+        """Whether the write that held ``ticket``'s last score stored everything (caller holds the lock)."""
+        return not any(first < ticket <= last for first, last in self._failed_spans)
+
+    def _complete(self, through: int, stored: bool) -> None:
+        """Writing has got through ``through`` scores; wake the durable replies waiting on them."""
+        with self._lock:
+            if not stored:
+                self._failed_spans.append((self._completed, through))
+            self._completed = through
+            due = [(ticket, callback) for ticket, callback in self._waiters if ticket <= through]
+            self._waiters = [(ticket, callback) for ticket, callback in self._waiters if ticket > through]
+            outcomes = [(callback, self._stored_through(ticket)) for ticket, callback in due]
+        for callback, outcome in outcomes:
+            try:
+                callback(outcome)
+            except Exception:  # a waiter gone away must not stop the writer
+                log.exception("score log: a durable reply could not be woken")
 
     def enqueue_records(self, records: Sequence[ScoreRecord]) -> None:
         """As ``enqueue``, for several scores one record each."""
@@ -810,6 +920,7 @@ class ScoreStore:
                 queued=self._pending_rows + self._in_flight,
                 written=self._written,
                 failed=self._failed,
+                rejected=self._rejected,
                 dropped=self._dropped,
                 retries=self._retries,
                 catch_up_waits=self._catch_up_waits,
@@ -830,12 +941,17 @@ class ScoreStore:
     def _run_writer(self, engine: Engine) -> None:
         """Take batches off the queue and write each in one transaction, until stopped and drained."""
         while (write := self._next_batch()) is not None:
+            failed_before, through = self._failed, self._taken
             try:
                 self._write_batch(engine, write)
+                if self._rejects:
+                    self._record_rejects(engine)
             except Exception as exc:  # a bug here must not kill the thread and leave records unaccounted for
                 log.exception("score writer failed unexpectedly; %d scores not written", write.count)
+                self._rejects = []
                 with self._lock:
                     self._settle_locked(failed=self._in_flight, error=describe_error(exc, self._url.password))
+            self._complete(through, stored=self._failed == failed_before)
             # looking for a due chunk costs a transaction: do it after every eighth of a chunk's scores
             self._written_since_index_check += write.count
             if self._written_since_index_check * 8 >= self._index_every:
@@ -881,6 +997,7 @@ class ScoreStore:
             write = _as_write(taken)
             self._pending_rows -= write.count
             self._in_flight = write.count
+            self._taken += write.count
             return write
 
     def _write_batch(self, engine: Engine, write: ScoreWrite) -> None:
@@ -892,8 +1009,8 @@ class ScoreStore:
                 self._insert(engine, rows)
             except Exception as exc:
                 error: BaseException = exc
-                if not is_transient(exc):  # bad data, not a bad connection: find the culprits row by row
-                    rows, error = self._insert_one_by_one(engine, rows)
+                if not is_transient(exc):  # bad data, not a bad connection: isolate the culprits by halving
+                    rows, error = self._insert_bisecting(engine, rows)
                     if rows is None:
                         return
                 if attempt >= len(self._retry_delays_s) or not self._wait_before_retry(error, attempt):
@@ -907,17 +1024,48 @@ class ScoreStore:
             return
 
     def _storable(self, write: ScoreWrite) -> ScoreWrite | None:
-        """The scores that can be stored; the others are counted as failed, saying why (no values)."""
+        """The scores that can be stored; the others are rejected, saying why (no values)."""
         problems = unstorable_rows_of(write)
-        for problem in problems.values():
-            message = f"score record rejected: {problem}"
-            log.warning("score log: %s", message)
-            self._settle(failed=1, error=message)
         if not problems:
             return write
+        scores = concatenate(write.parts)
+        for position, problem in problems.items():
+            self._reject(scores.rows([position]), f"score record rejected: {problem}")
         if len(problems) == write.count:
             return None
         return write.rows([i for i in range(write.count) if i not in problems])
+
+    def _reject(self, scores: ScoreBatch, message: str) -> None:
+        """Keep dead letters for these scores; ``_record_rejects`` stores them, then counts the scores."""
+        log.warning("score log: %s", message)
+        self._rejects += rejects_of(scores, message)
+
+    def _record_rejects(self, engine: Engine) -> None:
+        """Store the dead letters in one transaction, keeping the newest ``REJECTS_KEPT`` (best effort), then count
+        their scores as failed and rejected: once flush() returns, the letters can be read."""
+        rejects, self._rejects = self._rejects, []
+        try:
+            self._store_rejects(engine, rejects)
+        finally:
+            with self._lock:
+                self._rejected += len(rejects)
+                self._settle_locked(failed=len(rejects), error=rejects[-1].reason)
+
+    def _store_rejects(self, engine: Engine, rejects: list[Reject]) -> None:
+        """One insert and one trim; a failure is logged, never raised (the scores are counted either way)."""
+        r = score_rejects_table.c
+        now = datetime.now(UTC)
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    insert(score_rejects_table), [{"rejected_at": now, **reject._asdict()} for reject in rejects]
+                )
+                newest = conn.execute(select(func.max(r.id))).scalar_one()
+                conn.execute(score_rejects_table.delete().where(r.id <= newest - REJECTS_KEPT))
+        except Exception as exc:
+            log.error(
+                "score log: %d dead letters not recorded (%s)", len(rejects), describe_error(exc, self._url.password)
+            )
 
     @staticmethod
     def _insert(engine: Engine, write: ScoreWrite) -> None:
@@ -937,22 +1085,32 @@ class ScoreStore:
             else:
                 conn.exec_driver_sql(sql, parameters)
 
-    def _insert_one_by_one(self, engine: Engine, write: ScoreWrite) -> tuple[ScoreWrite | None, BaseException]:
-        """Store what can be stored and count the rest as failed; stop at a connection error and return what is left."""
+    def _insert_bisecting(self, engine: Engine, write: ScoreWrite) -> tuple[ScoreWrite | None, BaseException]:
+        """Store what the database takes of a refused write, halving each refused stretch until a refused score
+        stands alone and is rejected: about 2·log2(n) transactions per bad score, where one per score would let
+        a few bad leads a second bring the writer to a crawl. Stops at a connection error; returns what is left.
+        """
         last_error: BaseException = RuntimeError("no error")
         scores = concatenate(write.parts)
-        for position in range(scores.count):
+        stretches = list(reversed(_halves(0, scores.count)))  # a stack, the first stretch on top: stored in order
+        while stretches:
+            start, stop = stretches.pop()
+            part = scores.rows(range(start, stop))
             try:
-                self._insert(engine, ScoreWrite([scores.rows([position])]))
+                self._insert(engine, ScoreWrite([part]))
             except Exception as exc:
                 if is_transient(exc):
-                    return ScoreWrite([scores.rows(range(position, scores.count))]), exc
-                message = f"score record rejected by the database: {describe_error(exc, self._url.password)}"
-                log.warning("score log: %s", message)
-                self._settle(failed=1, error=message)
+                    left = [i for a, b in [(start, stop), *reversed(stretches)] for i in range(a, b)]
+                    return ScoreWrite([scores.rows(left)]), exc
                 last_error = exc
+                if stop - start == 1:
+                    self._reject(
+                        part, f"score record rejected by the database: {describe_error(exc, self._url.password)}"
+                    )
+                else:
+                    stretches += reversed(_halves(start, stop))
                 continue
-            self._settle(written=1)
+            self._settle(written=stop - start)
         return None, last_error
 
     def _index_new_scores(self, engine: Engine) -> None:
@@ -1032,9 +1190,18 @@ class ScoreStore:
         self._pending_rows = 0
         self._failed += lost
         self._done += lost
+        self._taken += lost
         self._last_error = f"{lost} scores not written: {reason}"
         self._progress.notify_all()
         log.error("score log: %s", self._last_error)
+        self._failed_spans.append((self._completed, self._taken))
+        self._completed = self._taken
+        waiting, self._waiters = self._waiters, []
+        for _, callback in waiting:  # called under the lock: the callbacks only schedule work elsewhere
+            try:
+                callback(False)
+            except Exception:
+                log.exception("score log: a durable reply could not be woken")
 
     # ---- outcomes --------------------------------------------------------------------------------------------
 
@@ -1073,6 +1240,12 @@ class ScoreStore:
         return [_outcome_dict(row, revision) for revision, row in enumerate(rows, start=1)]
 
     # ---- reads for the API and monitoring --------------------------------------------------------------------
+
+    def rejected_scores(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest dead letters: scores the writer could not store, and why."""
+        r = score_rejects_table.c
+        query = select(r.rejected_at, r.lead_id, r.model_version, r.scored_at, r.reason).order_by(r.id.desc())
+        return [dict(row._mapping) for row in self._fetch("read rejected scores", query.limit(limit))]
 
     def score_history(self, lead_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """This lead's scores, newest first."""

@@ -73,6 +73,25 @@ def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     yield from pd.read_csv(path, chunksize=chunk_rows, encoding="utf-8-sig", low_memory=False)
 
 
+# OWASP's rule against CSV injection: a text cell starting with one of these is read as a formula by spreadsheets.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula, prefixed with a quote (numbers stay numbers)."""
+    escaped = frame
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype.kind not in "OUST":
+            continue
+        text = column.astype("string")
+        risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).to_numpy(dtype=bool)
+        if risky.any():
+            escaped = escaped.copy() if escaped is frame else escaped
+            escaped[name] = column.where(~risky, "'" + text)
+    return escaped
+
+
 class ChunkWriter:
     """Append scored chunks to CSV or Parquet, writing the header or schema once."""
 
@@ -85,6 +104,8 @@ class ChunkWriter:
         self._schema: pa.Schema | None = None
 
     def write(self, scored: pd.DataFrame) -> None:
+        if self.out.suffix == ".csv":
+            scored = escape_formulas(scored)
         table = pa.Table.from_pandas(scored, preserve_index=False)
         if self._writer is None:
             self._schema = table.schema

@@ -3,12 +3,19 @@
 A bundle is a directory: ``bundle.joblib`` (a pickle, hence code) and ``bundle.json`` (the sidecar that
 records its sha256 and the library versions that wrote it), plus readable reports. ``load_bundle``
 checks the checksum before unpickling anything and refuses bundles from other library versions.
+
+A checksum proves a bundle unchanged, not where it came from: anyone who can write the models folder can
+write a pickle and its checksum. With a signing key (``LEADSCORE_BUNDLE_KEY``), training also writes
+``bundle.sig``, an HMAC-SHA256 over the bundle's checksum and its sidecar, and every load with the key set
+refuses, before unpickling, a bundle whose signature is missing or wrong.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
 import platform
 import secrets
 import shutil
@@ -29,6 +36,8 @@ from training.schema import FieldSchema
 FORMAT_VERSION = 1
 BUNDLE_FILE = "bundle.joblib"
 SIDECAR_FILE = "bundle.json"
+SIGNATURE_FILE = "bundle.sig"
+SIGNING_KEY_VARIABLE = "LEADSCORE_BUNDLE_KEY"
 # Pickled estimators are only safe to load with the library versions that wrote them.
 PINNED_LIBRARIES = ("scikit-learn", "lightgbm")
 REPORTED_LIBRARIES = (*PINNED_LIBRARIES, "numpy", "pandas", "leadscore")
@@ -95,8 +104,35 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def signing_key() -> bytes | None:
+    """The bundle signing key from the environment (LEADSCORE_BUNDLE_KEY), None when unset or empty."""
+    key = os.environ.get(SIGNING_KEY_VARIABLE, "")
+    return key.encode() if key else None
+
+
+def signature(key: bytes, purpose: str, digest: str, attached: bytes = b"") -> str:
+    """HMAC-SHA256 of a file's sha256 and what is attached to it, for one purpose (a bundle, compiled trees),
+    so that a signature made for one kind of file never vouches for another."""
+    message = b"\n".join([b"leadscore", purpose.encode(), digest.encode(), attached])
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def signature_matches(key: bytes, expected: str, path: Path) -> bool:
+    """Whether the signature file at ``path`` holds ``expected`` (compared in constant time)."""
+    try:
+        found = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return hmac.compare_digest(found, expected)
+
+
+def _bundle_signature(key: bytes, directory: Path, payload_digest: str) -> str:
+    return signature(key, "bundle", payload_digest, (directory / SIDECAR_FILE).read_bytes())
+
+
 def save_bundle(bundle: Bundle, directory: Path, extra_files: dict[str, Path] | None = None) -> Path:
-    """Write the bundle into a new directory atomically: a failure leaves nothing behind."""
+    """Write the bundle into a new directory atomically (a failure leaves nothing behind); signed when a
+    signing key is set."""
     if directory.exists():
         raise BundleError(f"{directory} already exists; bundles are never overwritten")
     staging = directory.with_name(f".{directory.name}.partial")
@@ -104,7 +140,11 @@ def save_bundle(bundle: Bundle, directory: Path, extra_files: dict[str, Path] | 
     staging.mkdir(parents=True)
     try:
         joblib.dump(bundle, staging / BUNDLE_FILE, compress=3)
-        _write_json(staging / SIDECAR_FILE, sidecar_for(bundle, sha256_of(staging / BUNDLE_FILE)))
+        digest = sha256_of(staging / BUNDLE_FILE)
+        _write_json(staging / SIDECAR_FILE, sidecar_for(bundle, digest))
+        key = signing_key()
+        if key:
+            (staging / SIGNATURE_FILE).write_text(_bundle_signature(key, staging, digest) + "\n", encoding="ascii")
         _write_reports(bundle, staging)
         for name, source in (extra_files or {}).items():
             target = staging / name
@@ -169,8 +209,10 @@ def verify_bundle(directory: Path) -> dict[str, Any]:
         raise BundleError(f"no {BUNDLE_FILE} in {directory}")
     if sidecar.get("format") != FORMAT_VERSION:
         raise BundleError(f"bundle format {sidecar.get('format')!r} in {directory} is not {FORMAT_VERSION}")
-    if sha256_of(payload) != sidecar.get("sha256"):
+    digest = sha256_of(payload)
+    if digest != sidecar.get("sha256"):
         raise BundleError(f"checksum mismatch for {payload}: the file changed after it was written; refusing to load")
+    _check_signature(directory, digest)
     installed = library_versions()
     for library in PINNED_LIBRARIES:
         wrote = sidecar.get("versions", {}).get(library)
@@ -182,8 +224,25 @@ def verify_bundle(directory: Path) -> dict[str, Any]:
     return sidecar
 
 
+def _check_signature(directory: Path, payload_digest: str) -> None:
+    """With a signing key set, only a bundle signed with it may be unpickled."""
+    key = signing_key()
+    if key is None:
+        return
+    if not (directory / SIGNATURE_FILE).is_file():
+        raise BundleError(
+            f"bundle in {directory} is not signed and {SIGNING_KEY_VARIABLE} is set: refusing to load it; "
+            "train it again with the key set"
+        )
+    if not signature_matches(key, _bundle_signature(key, directory, payload_digest), directory / SIGNATURE_FILE):
+        raise BundleError(
+            f"bundle in {directory} is not signed with this {SIGNING_KEY_VARIABLE} (or was changed after signing): "
+            "refusing to load it"
+        )
+
+
 def load_bundle(directory: Path | str) -> Bundle:
-    """Load a bundle only after its checksum and library versions check out."""
+    """Load a bundle only after its checksum, signature (with a signing key set) and library versions check out."""
     directory = Path(directory)
     sidecar = verify_bundle(directory)
     try:

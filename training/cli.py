@@ -219,6 +219,18 @@ def rollback(models_dir: ModelsDirOption = None) -> None:
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
+def unsigned_bundles_warning(host: str) -> str | None:
+    """What `serve` says at start when it listens beyond loopback without a bundle signing key."""
+    from training.bundle import SIGNING_KEY_VARIABLE, signing_key
+
+    if host in LOOPBACK_HOSTS or signing_key() is not None:
+        return None
+    return (
+        f"warning: {SIGNING_KEY_VARIABLE} is not set, so bundles are trusted by checksum alone: whoever can write "
+        "the models folder can run code in this service; set the same key when training and serving"
+    )
+
+
 @app.command()
 @one_line_errors
 def serve(
@@ -244,6 +256,9 @@ def serve(
             f"no API keys configured: refusing to listen on {host}; set LEADSCORE_API_KEYS (and LEADSCORE_ADMIN_KEYS)"
             f" or serve on 127.0.0.1"
         )
+    warning = unsigned_bundles_warning(host)
+    if warning:
+        typer.echo(warning, err=True)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # each worker keeps its own counters; prometheus_client aggregates them through this folder
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="leadscore-metrics-")

@@ -171,13 +171,23 @@ def _cache_key(model_text: str) -> str:
 
 
 def _verified_cache(cache: Path) -> bool:
-    """Native code is loaded only if its bytes still match the checksum written beside it."""
+    """Native code is loaded only if its bytes still match the checksum written beside it, and, with a bundle
+    signing key set, the signature beside that (anyone who can write the cache could write both files)."""
+    from training.bundle import signature, signature_matches, signing_key
+
     digest_file = cache.with_suffix(".sha256")
     if not (cache.is_file() and digest_file.is_file()):
         return False
-    if hashlib.sha256(cache.read_bytes()).hexdigest() == digest_file.read_text().strip():
+    digest = hashlib.sha256(cache.read_bytes()).hexdigest()
+    key = signing_key()
+    if digest != digest_file.read_text().strip():
+        log.warning("compiled trees %s do not match their checksum; recompiling", cache.name)
+    elif key and not signature_matches(
+        key, signature(key, "trees", digest, cache.name.encode()), cache.with_suffix(".sig")
+    ):
+        log.warning("compiled trees %s are not signed with LEADSCORE_BUNDLE_KEY; recompiling", cache.name)
+    else:
         return True
-    log.warning("compiled trees %s do not match their checksum; recompiling", cache.name)
     cache.unlink(missing_ok=True)
     return False
 
@@ -209,11 +219,17 @@ def compile_trees(model: CalibratedBooster, cache_dir: Path | None = None):
 
 
 def _publish_cache(staging: Path, cache: Path) -> None:
-    """Write checksum then object atomically, so a reader never sees one without the other."""
+    """Write checksum (and signature, with a signing key set) then object atomically, so a reader never sees
+    the object without them."""
+    from training.bundle import signature, signing_key
+
     digest = hashlib.sha256(staging.read_bytes()).hexdigest()
     partial = cache.with_name(f".{cache.name}.{os.getpid()}")
     shutil.copyfile(staging, partial)
     cache.with_suffix(".sha256").write_text(digest + "\n")
+    key = signing_key()
+    if key:
+        cache.with_suffix(".sig").write_text(signature(key, "trees", digest, cache.name.encode()) + "\n")
     os.replace(partial, cache)
 
 

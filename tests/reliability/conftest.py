@@ -16,10 +16,13 @@ __all__ = ["start_server"]
 
 
 @contextmanager
-def suite_server(tmp_path_factory: pytest.TempPathFactory, trained: Trained, name: str) -> Iterator[Server]:
-    """One real server over the session's model and a score log of its own, for a whole test module."""
+def suite_server(
+    tmp_path_factory: pytest.TempPathFactory, trained: Trained, name: str, database_url: str | None = None
+) -> Iterator[Server]:
+    """One real server over the session's model and a score log of its own (SQLite unless a URL is given),
+    for a whole test module."""
     folder = tmp_path_factory.mktemp(name)
-    server = Server(trained.bundle_dir, f"sqlite:///{folder / 'scores.db'}", folder / "server.log")
+    server = Server(trained.bundle_dir, database_url or f"sqlite:///{folder / 'scores.db'}", folder / "server.log")
     server.start()
     try:
         yield server

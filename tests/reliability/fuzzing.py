@@ -3,18 +3,25 @@
 Every operation gets valid and invalid requests (schemathesis' positive and negative modes) with a valid key,
 and every response is checked against what the schema documents: no 5xx, a documented status code, the
 documented content type, headers and body schema, invalid data refused, valid data accepted, and the key
-actually enforced. Generation is seeded, so a run is repeatable; nothing is shrunk, so the request count is exact.
-`make test` runs a few hundred requests (tests/reliability/test_fuzz.py), `bench/fuzz.py` thousands.
+actually enforced. The operations that take a lead or a lead id also get hostile requests (``tests.reliability.
+hostile``: 64-bit edges, NUL, invalid UTF-8, the calendar's edges, duplicate keys), which must get no 5xx, and
+each hostile lead must get the same answer from the single-lead and the batch route. Generation is seeded, so a
+run is repeatable; nothing is shrunk, so the request count is exact. `make test` runs a few hundred requests
+(tests/reliability/test_fuzz.py), `bench/fuzz.py` thousands.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import hypothesis
+import hypothesis.strategies as st
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase
@@ -24,7 +31,10 @@ from schemathesis import checks as core_checks
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.specs.openapi import checks as openapi_checks
 
+from tests.reliability import hostile
+
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+HOSTILE = "hostile"
 ADMIN_PREFIX = "/v1/admin/"
 BATCH_PATH = "/v1/leads/score/batch"
 # The promises, by the failure classes schemathesis raises when one is broken.
@@ -44,6 +54,7 @@ UNDOCUMENTED = frozenset(
 INVALID_ACCEPTED = frozenset({"AcceptedNegativeData"})
 VALID_REJECTED = frozenset({"RejectedPositiveData"})
 AUTH_IGNORED = frozenset({"IgnoredAuth"})
+ROUTES_DISAGREE = frozenset({"RoutesDisagree"})
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,7 @@ class FuzzReport:
     seconds: float = 0.0
     operations: dict[str, OperationTally] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    score_log_refused: int = 0  # scores the score log failed or rejected during the run: accepted yet unstorable
 
     @property
     def requests(self) -> int:
@@ -102,6 +114,7 @@ class FuzzReport:
                     label,
                     str(tally.requests[GenerationMode.POSITIVE.value]),
                     str(tally.requests[GenerationMode.NEGATIVE.value]),
+                    str(tally.requests[HOSTILE]),
                     str(by_class["2xx"]),
                     str(by_class["4xx"]),
                     str(by_class["5xx"]),
@@ -121,10 +134,12 @@ class FuzzReport:
             str(len(self.broken(INVALID_ACCEPTED))),
             str(len(self.broken(VALID_REJECTED))),
             str(len(self.broken(AUTH_IGNORED))),
+            str(len(self.broken(ROUTES_DISAGREE))),
+            str(self.score_log_refused),
         ]
 
 
-HEADER = ["operation", "valid", "invalid", "2xx", "4xx", "5xx", "failed checks"]
+HEADER = ["operation", "valid", "invalid", "hostile", "2xx", "4xx", "5xx", "failed checks"]
 SUMMARY_HEADER = [
     "requests",
     "operations",
@@ -134,6 +149,8 @@ SUMMARY_HEADER = [
     "invalid accepted",
     "valid rejected",
     "key not enforced",
+    "routes disagree",
+    "scores not stored",
 ]
 
 
@@ -193,8 +210,10 @@ def run_fuzz(
     examples_per_operation: int,
     seed: int = 0,
     timeout_s: float = 30,
+    hostile_examples: int | None = None,
 ) -> FuzzReport:
-    """Send seeded generated requests to every operation in both modes; collect statuses and check failures."""
+    """Send seeded generated requests to every operation in both modes, then the hostile ones (as many cases per
+    operation as ``hostile_examples``, by default ``examples_per_operation``); collect statuses and failures."""
     schema = load_schema(base_url)
     report = FuzzReport(seed=seed)
     started = time.perf_counter()
@@ -204,8 +223,29 @@ def run_fuzz(
             fuzz = _Fuzzer(operation, session, key_for(operation.path, scoring_key, admin_key), timeout_s, report)
             for mode in MODES:
                 fuzz.run(mode, examples_per_operation, seed)
+        hostile_fuzz = _Hostile(base_url, session, scoring_key, timeout_s, report, _lead_fields(schema))
+        hostile_fuzz.run(hostile_examples or examples_per_operation, seed)
+    report.score_log_refused = _score_log_refused(base_url, scoring_key, timeout_s)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _lead_fields(schema: schemathesis.BaseSchema) -> dict[str, dict[str, Any]]:
+    """The lead's JSON names and their schemas, from the OpenAPI the service serves."""
+    return schema.raw_schema["components"]["schemas"]["Lead"].get("properties", {})
+
+
+def _score_log_refused(base_url: str, key: str, timeout_s: float) -> int:
+    """Scores the server accepted but its score log failed to store (after waiting for the writer to drain)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = requests.get(f"{base_url}/metrics", headers={"X-API-Key": key}, timeout=timeout_s).text
+        figures = {
+            name: float(value) for name, value in re.findall(r"^leadscore_score_log_(\w+) ([0-9.e+]+)$", text, re.M)
+        }
+        if figures.get("queue_depth", 0) == 0 or time.monotonic() > deadline:
+            return int(figures.get("failed", 0) + figures.get("rejected", 0))
+        time.sleep(0.1)
 
 
 class _Fuzzer:
@@ -275,3 +315,110 @@ class _Fuzzer:
 def _first_line(text: str) -> str:
     lines = text.strip().splitlines()
     return lines[0] if lines else ""
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    text: str
+
+
+class _Hostile:
+    """Hostile requests (``tests.reliability.hostile``) to the operations that take a lead or a lead id."""
+
+    SCORE_ONE = "POST /v1/leads/score"
+    SCORE_BATCH = "POST /v1/leads/score/batch"
+    OUTCOME = "POST /v1/leads/{lead_id}/outcome"
+    SCORES = "GET /v1/leads/{lead_id}/scores"
+
+    def __init__(
+        self,
+        base_url: str,
+        session: requests.Session,
+        key: str,
+        timeout_s: float,
+        report: FuzzReport,
+        fields: dict[str, dict[str, Any]],
+    ) -> None:
+        self.base_url = base_url
+        self.session = session
+        self.headers = {"X-API-Key": key, "Content-Type": "application/json"}
+        self.timeout_s = timeout_s
+        self.report = report
+        self.fields = fields
+
+    def run(self, examples: int, seed: int) -> None:
+        """Each strategy through Hypothesis, seeded; every case is sent, none shrunk."""
+        options = st.tuples(st.booleans(), st.sampled_from(["all", "false"]))  # ASCII-only JSON; reasons
+        self._explore(self.lead, hostile.hostile_leads(self.fields), options, examples, seed)
+        leads = st.lists(hostile.hostile_leads(self.fields), min_size=1, max_size=5)
+        self._explore(self.batch, leads, st.booleans(), examples, seed)
+        self._explore(self.outcome, hostile.hostile_ids(), hostile.outcome_bodies(), examples, seed)
+
+    @staticmethod
+    def _explore(
+        send: Callable[[Any, Any], None], first: st.SearchStrategy, second: st.SearchStrategy, examples: int, seed: int
+    ) -> None:
+        """Call ``send`` with ``examples`` seeded draws of the two strategies."""
+
+        @hypothesis.settings(
+            max_examples=examples,
+            database=None,
+            deadline=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @hypothesis.seed(seed)
+        @hypothesis.given(first, second)
+        def exercise(a: Any, b: Any) -> None:
+            send(a, b)
+
+        exercise()
+
+    def lead(self, lead: hostile.Pairs, options: tuple[bool, str]) -> None:
+        """One lead to both scoring routes: no 5xx, and the same verdict from each."""
+        ascii_only, reasons = options
+        body = hostile.encode(lead, ascii_only)
+        one = self.send(self.SCORE_ONE, "POST", f"/v1/leads/score?reasons={reasons}", body)
+        batch_path = f"/v1/leads/score/batch?reasons={reasons}"
+        batch = self.send(self.SCORE_BATCH, "POST", batch_path, b'{"leads":[' + body + b"]}")
+        one_accepts = one.status == 200
+        batch_accepts = batch.status == 200 and '"scored":1,' in batch.text
+        if one.status < 500 and batch.status < 500 and one_accepts != batch_accepts:
+            self.find(
+                self.SCORE_ONE,
+                one.status,
+                "RoutesDisagree",
+                f"single-lead route {one.status}, batch route {batch.status} {batch.text[:200]}",
+                body,
+            )
+
+    def batch(self, leads: list[hostile.Pairs], ascii_only: bool) -> None:
+        self.send(self.SCORE_BATCH, "POST", "/v1/leads/score/batch", hostile.encode({"leads": leads}, ascii_only))
+
+    def outcome(self, lead_id: str, report: hostile.Pairs) -> None:
+        self.send(self.OUTCOME, "POST", f"/v1/leads/{lead_id}/outcome", hostile.encode(report))
+        self.send(self.SCORES, "GET", f"/v1/leads/{lead_id}/scores", None)
+
+    def send(self, operation: str, method: str, path: str, body: bytes | None) -> _Reply:
+        """Send as is, tally, and record a 5xx with what reproduces it; a dropped connection counts as a 500
+        (what the server's own error handling does when a request fails past the point of replying)."""
+        try:
+            response = self.session.request(
+                method, f"{self.base_url}{path}", data=body, headers=self.headers, timeout=self.timeout_s
+            )
+            reply = _Reply(response.status_code, response.text)
+        except requests.ConnectionError as exc:
+            reply = _Reply(500, f"connection dropped: {exc}")
+        tally = self.report.operations.setdefault(operation, OperationTally())
+        tally.requests[HOSTILE] += 1
+        tally.statuses[reply.status] += 1
+        if reply.status >= 500:
+            self.find(operation, reply.status, "ServerError", reply.text[:200], body, path)
+        return reply
+
+    def find(self, operation: str, status: int, kind: str, message: str, body: bytes | None, path: str = "") -> None:
+        tally = self.report.operations.setdefault(operation, OperationTally())
+        tally.findings += 1
+        curl = f"curl -X {operation.split()[0]} '{self.base_url}{path}' --data-binary {body!r}"
+        self.report.findings.append(Finding(operation, HOSTILE, status, frozenset({kind}), message, curl))

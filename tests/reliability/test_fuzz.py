@@ -1,11 +1,13 @@
 """Fuzzing the real service from its own OpenAPI: a few hundred seeded requests here, thousands in bench/fuzz.py.
 
-One run (every operation, valid and invalid requests, valid keys) feeds several tests, one per promise, so a
-failure names the promise that broke and lists the requests that broke it, each with a curl command.
+One run (every operation, valid, invalid and hostile requests, valid keys) feeds several tests, one per promise,
+so a failure names the promise that broke and lists the requests that broke it, each with a curl command. The
+whole module runs twice: over a SQLite score log and over a PostgreSQL one, whose text columns refuse more.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -19,22 +21,37 @@ from tests.reliability.conftest import suite_server
 from tests.reliability.figures import report
 
 EXAMPLES_PER_OPERATION = 12  # per mode: about 250 requests over the service's 11 operations
+HOSTILE_EXAMPLES = 40  # per hostile strategy: 200 requests to the operations that take a lead or a lead id
+HOSTILE_OPERATIONS = {
+    "POST /v1/leads/score",
+    "POST /v1/leads/score/batch",
+    "POST /v1/leads/{lead_id}/outcome",
+    "GET /v1/leads/{lead_id}/scores",
+}
 SEED = 20261123
 MIN_REQUESTS = 200
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, trained: Trained) -> Iterator[Server]:
-    with suite_server(tmp_path_factory, trained, "fuzz") as server:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, trained: Trained
+) -> Iterator[Server]:
+    database_url = None
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("pg_server").create_database(f"fuzz_{uuid.uuid4().hex[:12]}")
+    with suite_server(tmp_path_factory, trained, f"fuzz-{request.param}", database_url) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def fuzz_report(server: Server) -> fuzzing.FuzzReport:
     """One seeded run over every operation, reported as a table."""
-    result = fuzzing.run_fuzz(server.url, SCORING_KEY, ADMIN_KEY, EXAMPLES_PER_OPERATION, seed=SEED)
-    report(f"Fuzzing, seed {SEED}", fuzzing.SUMMARY_HEADER, [result.summary()])
-    report("Fuzzing by operation", fuzzing.HEADER, result.rows())
+    result = fuzzing.run_fuzz(
+        server.url, SCORING_KEY, ADMIN_KEY, EXAMPLES_PER_OPERATION, seed=SEED, hostile_examples=HOSTILE_EXAMPLES
+    )
+    database = server.database_url.split(":")[0]
+    report(f"Fuzzing, seed {SEED}, {database} score log", fuzzing.SUMMARY_HEADER, [result.summary()])
+    report(f"Fuzzing by operation, {database} score log", fuzzing.HEADER, result.rows())
     return result
 
 
@@ -50,11 +67,23 @@ def test_every_operation_gets_valid_and_invalid_requests(fuzz_report: fuzzing.Fu
     assert fuzz_report.requests >= MIN_REQUESTS
     with_inputs = [tally for label, tally in fuzz_report.operations.items() if "/v1/leads" in label]
     assert all(tally.requests["positive"] and tally.requests["negative"] for tally in with_inputs)
+    hostile = {label for label, tally in fuzz_report.operations.items() if tally.requests[fuzzing.HOSTILE]}
+    assert hostile == HOSTILE_OPERATIONS
 
 
 def test_no_request_gets_a_server_error(fuzz_report: fuzzing.FuzzReport, server: Server) -> None:
     assert fuzz_report.server_errors == 0, _listed(fuzz_report.broken(fuzzing.SERVER_ERRORS))
     assert "Traceback" not in server.log_text()
+
+
+def test_both_scoring_routes_accept_exactly_the_same_leads(fuzz_report: fuzzing.FuzzReport) -> None:
+    disagree = fuzz_report.broken(fuzzing.ROUTES_DISAGREE)
+    assert not disagree, _listed(disagree)
+
+
+def test_every_accepted_score_is_stored(fuzz_report: fuzzing.FuzzReport) -> None:
+    """Whatever the request path accepted, the score log could store: none failed, none rejected."""
+    assert fuzz_report.score_log_refused == 0
 
 
 def test_every_response_is_documented(fuzz_report: fuzzing.FuzzReport) -> None:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ from tests.reliability.figures import report
 from tests.reliability.load import lead_records, wait_for_score_log
 from training.bundle import FORMAT_VERSION, library_versions
 
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# /metrics is open to loopback callers and needs a key from elsewhere (the test client counts as elsewhere)
+PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # the sales-ops page shell, its two packaged files and whether it must ask for a key: no data (service/dashboard.py)
 PUBLIC |= {"/", "/dashboard", "/dashboard/assets/{name}", "/v1/dashboard/access"}
 ADMIN = {"/v1/admin/reload"}
@@ -287,3 +289,70 @@ def test_no_request_can_choose_the_bundle(make_client: AppFactory, models_folder
         if isinstance(route, APIRoute):
             names = {param.alias for param in route.dependant.query_params + route.dependant.header_params}
             assert not names & {"model_dir", "model_uri", "path", "bundle"}, (route.path, names)
+
+
+def test_a_champion_link_out_of_the_models_folder_is_refused(
+    make_client: AppFactory, models_folder: ModelsFolder, tmp_path: Path
+) -> None:
+    """Whoever can repoint the link must not be able to make the service unpickle a file from anywhere on disk."""
+    marker = tmp_path / "unpickled"
+    planted = _planted_bundle(tmp_path / "elsewhere" / "planted", marker)
+    client = make_client()
+    staging = models_folder.root / ".champion.next"
+    staging.symlink_to(planted, target_is_directory=True)
+    os.replace(staging, models_folder.champion)
+
+    reply = client.post("/v1/admin/reload", headers={"X-API-Key": ADMIN_KEY})
+
+    assert reply.status_code == 409 and "outside the models folder" in reply.json()["reason"], reply.text
+    assert reply.json()["model_version"] == models_folder.first
+    assert not marker.exists()
+    models_folder.point_champion_at(models_folder.second)
+    assert client.post("/v1/admin/reload", headers={"X-API-Key": ADMIN_KEY}).json()["model_version"] == (
+        models_folder.second
+    )
+
+
+def test_a_setting_lets_the_champion_link_leave_the_models_folder(
+    make_client: AppFactory, models_folder: ModelsFolder, tmp_path: Path
+) -> None:
+    outside = shutil.copytree(models_folder.root / models_folder.second, tmp_path / "elsewhere" / "second")
+    models_folder.champion.unlink()
+    models_folder.champion.symlink_to(outside, target_is_directory=True)
+
+    assert make_client().get("/readyz").status_code == 503
+    allowed = make_client(allow_model_outside_models_dir=True)
+    assert allowed.get("/readyz").json()["model_version"] == models_folder.second
+
+
+@pytest.mark.parametrize(
+    ("host", "key", "warned"),
+    [("0.0.0.0", None, True), ("10.0.0.5", "", True), ("0.0.0.0", "k", False), ("127.0.0.1", None, False)],
+)
+def test_serving_beyond_loopback_without_a_signing_key_warns(
+    monkeypatch: pytest.MonkeyPatch, host: str, key: str | None, warned: bool
+) -> None:
+    from training.cli import unsigned_bundles_warning
+
+    monkeypatch.delenv("LEADSCORE_BUNDLE_KEY", raising=False)
+    if key is not None:
+        monkeypatch.setenv("LEADSCORE_BUNDLE_KEY", key)
+    warning = unsigned_bundles_warning(host)
+    assert (warning is not None) == warned
+    assert warning is None or "LEADSCORE_BUNDLE_KEY" in warning
+
+
+@pytest.mark.parametrize("path", ["/v1/leads/score", "/v1/leads/score/batch", "/v1/leads/L-1/outcome"])
+def test_a_wrong_key_is_refused_before_the_body_is_read(server: Server, path: str) -> None:
+    """The request announces a body just within the limit and sends none of it: the 401 must come without
+    waiting for the body."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {WRONG_KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {MAX_BODY - 1}\r\n\r\n".encode()
+        )
+        head = sock.recv(4096)  # socket.timeout here means the server waited for the body
+    assert head.startswith(b"HTTP/1.1 401"), head[:100]
+    assert WRONG_KEY.encode() not in head

@@ -133,7 +133,10 @@ def test_batch_limits_and_shape(make_client: AppFactory) -> None:
     assert client.post("/v1/leads/score/batch", json={"leads": _leads(10)}).status_code == 200
     assert client.post("/v1/leads/score/batch", json=[{}]).status_code == 422
     assert client.post("/v1/leads/score/batch", json={"leads": "no"}).status_code == 422
-    assert client.post("/v1/leads/score/batch", content=b"{bad").status_code == 422
+    assert (
+        client.post("/v1/leads/score/batch", content=b"{bad", headers={"content-type": "application/json"}).status_code
+        == 422
+    )
 
 
 def test_outcomes_are_idempotent_and_keep_history(client: TestClient, trained: Trained) -> None:
@@ -257,11 +260,12 @@ def test_open_access_serves_reads_but_disables_admin(make_client: AppFactory) ->
     assert client.post("/v1/admin/reload", headers={"X-API-Key": ""}).status_code == 403
 
 
-def test_health_probes_and_metrics_need_no_key(client: TestClient, trained: Trained) -> None:
+def test_health_probes_need_no_key_and_metrics_need_one_from_elsewhere(client: TestClient, trained: Trained) -> None:
     assert client.get("/healthz", headers={"X-API-Key": ""}).json() == {"status": "ok"}
     assert client.get("/readyz", headers={"X-API-Key": ""}).json()["model_version"] == trained.bundle.version
     client.post("/v1/leads/score", json={})
-    text = client.get("/metrics", headers={"X-API-Key": ""}).text
+    assert client.get("/metrics", headers={"X-API-Key": ""}).status_code == 401  # the test client is not loopback
+    text = client.get("/metrics").text
     assert 'leadscore_requests_total{method="POST",route="/v1/leads/score",status="200"}' in text
     assert f'leadscore_model_info{{version="{trained.bundle.version}"}} 1.0' in text
     assert "leadscore_score_log_queue_depth" in text
@@ -347,3 +351,43 @@ def test_a_bundle_that_is_not_a_pickle_is_refused_at_reload(client: TestClient, 
     reply = client.post("/v1/admin/reload", headers={"X-API-Key": ADMIN_KEY})
     assert reply.status_code == 409 and reply.json()["reason"]
     assert client.post("/v1/leads/score", json={}).json()["model_version"] == models_folder.first
+
+
+@pytest.mark.parametrize("fast_lane", [True, False], ids=["lane", "routes"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None]
+)
+def test_scoring_routes_take_only_json_bodies(
+    make_client: AppFactory, content_type: str | None, fast_lane: bool
+) -> None:
+    """A web page can post these across sites without asking first; it cannot post application/json."""
+    client = make_client(fast_lane=fast_lane)
+    headers = {"content-type": content_type} if content_type else {}
+    for path, body in (("/v1/leads/score", b'{"lead_id": "L"}'), ("/v1/leads/score/batch", b'{"leads": []}')):
+        refused = client.post(path, content=body, headers=headers)
+        assert refused.status_code == 415 and "application/json" in refused.json()["detail"], refused.text
+        accepted = client.post(path, content=body, headers={"content-type": "application/json; charset=utf-8"})
+        assert accepted.status_code == 200, accepted.text
+    wrong_key = client.post("/v1/leads/score", content=b"{}", headers=headers | {"X-API-Key": "wrong"})
+    assert wrong_key.status_code == 401  # the key is checked first
+
+
+@pytest.mark.parametrize(
+    ("settings", "docs", "metrics"),
+    [
+        ({}, 200, 401),
+        ({"docs_access": "key", "metrics_access": "key"}, 401, 401),
+        ({"docs_access": "off", "metrics_access": "open"}, 404, 200),
+    ],
+    ids=["defaults", "key", "off-and-open"],
+)
+def test_docs_and_metrics_are_exposed_as_configured(
+    make_client: AppFactory, settings: dict, docs: int, metrics: int
+) -> None:
+    """Without a key, a caller from another machine sees what the settings allow; with a key, all but what is off."""
+    client = make_client(**settings)
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        assert client.get(path, headers={"X-API-Key": ""}).status_code == docs, path
+        assert client.get(path).status_code == (404 if docs == 404 else 200), path
+    assert client.get("/metrics", headers={"X-API-Key": "wrong"}).status_code == metrics
+    assert client.get("/metrics").status_code == 200

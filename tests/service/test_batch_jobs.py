@@ -25,7 +25,7 @@ class Tracker:
         self.most_at_once = 0
         self.threads: set[int] = set()
 
-    def work(self) -> dict:
+    def work(self) -> tuple[dict, int]:
         with self.lock:
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
@@ -33,12 +33,12 @@ class Tracker:
         time.sleep(0.05)
         with self.lock:
             self.running -= 1
-        return {"scored": 1}
+        return {"scored": 1}, 0  # the reply, and a score-log ticket with nothing to wait for
 
 
 def _run_together(jobs: list[BatchJob], threads: int) -> tuple[list[dict], int]:
     async def main() -> tuple[list[dict], int]:
-        state = State({"batch_limiter": anyio.CapacityLimiter(threads)})
+        state = State({"batch_limiter": anyio.CapacityLimiter(threads), "settings": ServiceSettings()})
         replies = await asyncio.gather(*(run_batch(state, job) for job in jobs))
         return list(replies), threading.get_ident()
 

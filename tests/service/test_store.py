@@ -26,6 +26,7 @@ from service.store import (
     score_batches_table,
     score_chunks_table,
     score_lead_chunks_table,
+    score_rejects_table,
     scores_table,
 )
 from tests.pg import free_port, running_postgres
@@ -230,9 +231,46 @@ def test_a_bad_record_does_not_sink_its_batch(store: ScoreStore, database_url: s
     store.enqueue_records(records)
     store.flush()
 
-    assert (store.stats.written, store.stats.failed) == (98, 2)
+    assert (store.stats.written, store.stats.failed, store.stats.rejected) == (98, 2, 2)
     assert "probability" in (store.stats.last_error or "")
     assert count_rows(database_url, scores_table) == 98
+    assert {r["lead_id"] for r in store.rejected_scores()} == {"x" * 200, "nan"}
+
+
+def test_a_refused_score_is_isolated_in_a_logarithmic_number_of_writes(database_url: str) -> None:
+    """A score the database refuses costs about 2·log2(n) transactions, not one per score of its write."""
+    records = make_records(4_000)
+    for bad in (1_234, 3_001):  # lead fields the JSON column cannot hold
+        records[bad] = records[bad]._replace(features={"region": 2**70})
+    one_write = ScoreStore(database_url, batch_size=4_000, flush_interval_s=0.02)
+    one_write.enqueue_records(records)
+    one_write.start()
+    try:
+        one_write.flush()
+        rejected = one_write.rejected_scores()
+    finally:
+        one_write.stop()
+
+    assert (one_write.stats.written, one_write.stats.failed, one_write.stats.rejected) == (3_998, 2, 2)
+    assert count_rows(database_url, scores_table) == 3_998
+    stored_writes = count_rows(database_url, score_batches_table)
+    assert stored_writes <= 2 * 2 * 12, stored_writes  # log2(4,000) < 12; row by row it was 3,998
+    assert sorted(r["lead_id"] for r in rejected) == ["lead-1234", "lead-3001"]
+    assert all("64-bit" in r["reason"] and r["scored_at"] is not None for r in rejected)
+    assert count_rows(database_url, score_rejects_table) == 2
+
+
+def test_dead_letters_hold_what_the_columns_could_not(store: ScoreStore, database_url: str) -> None:
+    """A lead id with NUL is refused on both databases alike; its dead letter shows it escaped."""
+    records = make_records(10)
+    records[3] = records[3]._replace(lead_id="a\x00b")
+    store.enqueue_records(records)
+    store.flush()
+
+    assert (store.stats.written, store.stats.rejected) == (9, 1)
+    [letter] = store.rejected_scores()
+    assert letter["lead_id"] == "a\\x00b" and "NUL" in letter["reason"]
+    assert count_rows(database_url, scores_table) == 9
 
 
 def _write_together(url: str, requests: list[ScoreBatch]) -> tuple[ScoreStore, set[str | None], list[int]]:
@@ -471,3 +509,34 @@ def test_batches_wait_while_the_writer_is_behind(tmp_path: Path) -> None:
     finally:
         blocker.close()
         store.stop()
+
+
+def test_tickets_say_whether_their_scores_were_stored(store: ScoreStore) -> None:
+    """What a durable reply waits on: the write holding its scores finished, and whether it stored them all."""
+    outcomes: dict[str, bool] = {}
+    done = threading.Event()
+
+    def note(name: str) -> Callable[[bool], None]:
+        def record(stored: bool) -> None:
+            outcomes[name] = stored
+            if len(outcomes) == 2:
+                done.set()
+
+        return record
+
+    bad_ticket = store.enqueue(make_records(1, start=900)[0]._replace(lead_id="a\x00b"))
+    good_ticket = store.enqueue(ScoreBatch.of_records(make_records(5, start=100)))
+    assert bad_ticket is not None and good_ticket is not None
+    store.when_stored(bad_ticket, note("bad"))
+    store.when_stored(good_ticket, note("good"))
+    assert done.wait(10)
+    store.flush()
+    late: list[bool] = []
+    store.when_stored(good_ticket, late.append)  # already known: answered at once
+
+    assert outcomes["bad"] is False and late == [outcomes["good"]]
+    assert store.stats.rejected == 1
+    stopped = ScoreStore(store.safe_url.replace("***", ""))
+    assert stopped.enqueue(make_records(1)[0]) is not None  # queued, though not started
+    stopped.stop(timeout_s=0.1)
+    assert stopped.enqueue(make_records(1)[0]) is None  # a stopped store drops: no ticket

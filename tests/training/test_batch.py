@@ -104,3 +104,23 @@ def test_a_tampered_model_is_not_used(trained: Trained, fresh_leads: Path, tmp_p
         "score", "--model", str(copy), "--data", str(fresh_leads), "--out", str(tmp_path / "x.csv"), "--no-progress"
     )
     assert result.exit_code == 2 and "checksum mismatch" in result.stderr
+
+
+def test_csv_cells_that_spreadsheets_would_run_are_escaped(trained: Trained, tmp_path: Path) -> None:
+    """OWASP's CSV-injection rule: a text cell starting with = + - @ tab or CR gets a leading quote; Parquet
+    keeps the value as it is, and numbers are never touched."""
+    leads = generate_leads(n=8, seed=3)
+    hostile = ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "ok=1", "L-safe"]
+    leads["lead_id"] = hostile
+    data = tmp_path / "leads.parquet"
+    leads.to_parquet(data)
+    for suffix in (".csv", ".parquet"):
+        out = tmp_path / f"scores{suffix}"
+        result = trained.env.cli(
+            "score", "--model", str(trained.bundle_dir), "--data", str(data), "--out", str(out), "--no-progress"
+        )
+        assert result.exit_code == 0, result.output
+        written = pd.read_csv(out, keep_default_na=False) if suffix == ".csv" else pd.read_parquet(out)
+        expected = [f"'{v}" for v in hostile[:6]] + hostile[6:] if suffix == ".csv" else hostile
+        assert written["lead_id"].tolist() == expected
+        assert (written["probability"] > 0).all()
