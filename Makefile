@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml requirements/runtime.txt | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml requirements/runtime.txt | $(BIN)/python
-	$(BIN)/pip install -q -c requirements/runtime.txt -e ".[dev]"
+	$(BIN)/pip install -q -c requirements/runtime.txt -e ".[dev,spark]"
 	# the CoIL 2000 Caravan data ships in this package; its own dependencies are not needed
 	$(BIN)/pip install -q --no-deps "islp>=0.4,<1"
 	touch $@ $(VENV)/.installed
