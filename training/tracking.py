@@ -137,7 +137,7 @@ def log_pyfunc_model(bundle: Bundle, bundle_dir: Path, example: pd.DataFrame, re
     )
 
 
-def save_pyfunc_model(bundle_dir: Path, path: Path) -> Path:
+def save_pyfunc_model(bundle_dir: Path, path: Path, typed: bool = False) -> Path:
     """The same pyfunc model written to a folder, for a bundle that was never registered (Spark scoring)."""
     import mlflow.pyfunc
 
@@ -151,7 +151,7 @@ def save_pyfunc_model(bundle_dir: Path, path: Path) -> Path:
         python_model=LeadscoreModel(),
         artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
         code_paths=code_paths(),
-        signature=model_signature(bundle),
+        signature=model_signature(bundle, typed),
         pip_requirements=model_requirements(bundle),
     )
     return path
