@@ -43,8 +43,12 @@ class LeadscoreModel(mlflow.pyfunc.PythonModel):
         self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         """lead_id (when given), probability, grade, percentile; reasons and base_value when asked for."""
-        reasons = reasons_param(params)
-        return score_leads(self.scorer, model_input, reasons)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return score_leads(self.scorer, model_input, reasons_param(params))
+        except LeadInputError as exc:  # MLflow's servers answer this one with a 400 naming the column
+            raise MlflowException.invalid_parameter_value(str(exc)) from None
 
 
 def scorer_for(bundle: Bundle) -> Scorer:
