@@ -8,7 +8,7 @@ ROWS ?= 20000
 SAMPLE ?= data/sample/leads.csv
 SPEC ?= data/specs/sample.yaml
 MODELS ?= models
-BENCHMARKS ?= bench/train.py bench/serve.py bench/fuzz.py
+BENCHMARKS ?= bench/train.py bench/serve.py bench/fuzz.py bench/spark.py
 SOAK_SECONDS ?= 600
 
 .PHONY: run test lint bench soak install install-dev requirements image clean
