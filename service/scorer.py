@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from training.bundle import Bundle
-from training.engine import TreeEngine
+from training.engine import serving_engine
 from training.grades import grade_index, grade_of
 from training.model import BOOLEAN_CODES, one_category_text
 from training.reference import percentile, percentile_of
@@ -58,7 +58,7 @@ class Scorer:
             name: {level: float(code) for code, level in enumerate(levels)}
             for name, levels in encoder.categories_.items()
         }
-        self.engine = TreeEngine(model, compiled=True, threads=1)
+        self.engine = serving_engine(model, compiled=True, threads=1)
         self.thresholds: dict[str, float] = bundle.grades["thresholds"]
         self.grade_names: list[str] = list(bundle.grades["names"])
         self._grade_array = np.array(self.grade_names, dtype=object)

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from training.bundle import Bundle
 from training.data import is_database_url
-from training.engine import TreeEngine
+from training.engine import ServingEngine, serving_engine
 from training.errors import LeadscoreError
 from training.grades import assign_grades
 from training.reference import percentile
@@ -32,7 +32,7 @@ class BatchReport:
     out: Path
 
 
-def score_frame(bundle: Bundle, frame: pd.DataFrame, engine: TreeEngine) -> pd.DataFrame:
+def score_frame(bundle: Bundle, frame: pd.DataFrame, engine: ServingEngine) -> pd.DataFrame:
     """Probability, grade and percentile per lead, keeping the id column when the spec has one."""
     probability = engine.probabilities(bundle.pipeline["encode"].transform(frame))
     scored = pd.DataFrame(index=frame.index)
@@ -110,7 +110,7 @@ def score_file(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     compiled = estimated_rows(data) >= COMPILE_FROM_ROWS
-    engine = TreeEngine(bundle.pipeline["model"], compiled=compiled, threads=os.cpu_count() or 1)
+    engine = serving_engine(bundle.pipeline["model"], compiled=compiled, threads=os.cpu_count() or 1)
     writer = ChunkWriter(out)
     rows = chunks = 0
     success = False

@@ -83,6 +83,9 @@ def train(
         float, typer.Option(help="Quality gate: ROC AUC may be this much below the champion's.")
     ] = 0.01,
     seed: Annotated[int, typer.Option(help="Random seed for splits and fitting.")] = 0,
+    folds: Annotated[
+        int, typer.Option(min=1, help="Cross-validation folds that choose the model; 1: a single split.")
+    ] = 5,
 ) -> None:
     """Train, evaluate and register a model; write its bundle; promote it if it is at least as good."""
     from training.settings import get_training_settings
@@ -93,7 +96,11 @@ def train(
     if experiment:
         settings = settings.model_copy(update={"experiment": experiment})
     options = TrainOptions(
-        min_per_class=min_per_class, leakage_threshold=leakage_threshold, seed=seed, auc_margin=auc_margin
+        min_per_class=min_per_class,
+        leakage_threshold=leakage_threshold,
+        seed=seed,
+        auc_margin=auc_margin,
+        folds=folds,
     )
     result = run_training(
         data,

@@ -6,7 +6,6 @@ pickled into the bundle, so the service can never compute a feature differently 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightgbm as lgb
@@ -16,6 +15,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from training.calibrated import LogOddsModel
 from training.data import FALSE_WORDS, TRUE_WORDS
 
 BOOLEAN_CODES = {**dict.fromkeys(TRUE_WORDS, 1.0), **dict.fromkeys(FALSE_WORDS, 0.0)}
@@ -119,11 +119,11 @@ class LeadEncoder(TransformerMixin, BaseEstimator):
         return self.feature_names_in_
 
 
-class CalibratedBooster(ClassifierMixin, BaseEstimator):
-    """Gradient-boosted trees whose raw score is Platt-scaled on data they did not train on.
+class CalibratedBooster(LogOddsModel, ClassifierMixin, BaseEstimator):
+    """Gradient-boosted trees whose raw score is mapped to calibrated log-odds by ``slope_ * raw + intercept_``.
 
-    Platt scaling keeps probabilities a monotone logistic function of the trees' raw score, so the
-    trees' exact per-lead contributions, multiplied by ``slope_``, add up to the calibrated log-odds.
+    The map is monotone and linear in the log-odds, so the trees' exact per-lead contributions, multiplied by
+    ``slope_``, add up to the calibrated log-odds.
     """
 
     def __init__(
@@ -143,6 +143,7 @@ class CalibratedBooster(ClassifierMixin, BaseEstimator):
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         calibration_set: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> CalibratedBooster:
+        """With ``eval_set``, stop early on it; without, fit exactly ``params['n_estimators']`` trees."""
         params = {**DEFAULT_BOOSTER_PARAMS, **(self.params or {})}
         model = lgb.LGBMClassifier(**params)
         callbacks = [lgb.early_stopping(self.early_stopping_rounds, verbose=False)] if eval_set else None
@@ -169,37 +170,47 @@ class CalibratedBooster(ClassifierMixin, BaseEstimator):
         """The trees' uncalibrated log-odds."""
         return self.booster_.predict(X, raw_score=True, num_iteration=self.best_iteration_)
 
-    def calibrated_probability(self, raw: np.ndarray) -> np.ndarray:
-        """Platt scaling of raw tree scores, however they were computed."""
-        return 1.0 / (1.0 + np.exp(-(self.slope_ * raw + self.intercept_)))
+    def raw_contributions(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """(n, features + 1): exact contributions to the raw score (TreeSHAP), base value last."""
+        return self.booster_.predict(X, pred_contrib=True, num_iteration=self.best_iteration_)
 
-    def calibrated_probability_one(self, raw: float) -> float:
-        """The same formula for one score, without array overhead (the single-lead serving path)."""
-        return 1.0 / (1.0 + math.exp(-(self.slope_ * raw + self.intercept_)))
 
-    def calibrated_contributions(self, raw_contributions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Raw contributions (base value last) → contributions to the calibrated log-odds, and the base value."""
-        return self.slope_ * raw_contributions[:, :-1], self.slope_ * raw_contributions[:, -1] + self.intercept_
+class CalibratedBlend(LogOddsModel, ClassifierMixin, BaseEstimator):
+    """Trees and the additive logistic model averaged in log-odds space: ``w_trees * raw_trees + w_logistic *
+    raw_logistic``, then calibrated. Its reasons are the same weighted sum of both families' exact reasons."""
 
-    def decision_function(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        """Calibrated log-odds."""
-        return self.slope_ * self.raw_score(X) + self.intercept_
+    def __init__(self, trees: CalibratedBooster, logistic: Any, weights: tuple[float, float] = (0.5, 0.5)) -> None:
+        self.trees = trees
+        self.logistic = logistic
+        self.weights = weights
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        p = self.calibrated_probability(self.raw_score(X))
-        return np.column_stack([1.0 - p, p])
+    def fit(self, X: np.ndarray | None = None, y: np.ndarray | None = None) -> CalibratedBlend:  # noqa: N803
+        """Both parts come fitted; the blend only records what serving needs."""
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = self.trees.n_features_in_
+        self.slope_, self.intercept_ = 1.0, 0.0
+        return self
+
+    def raw_score(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        w_trees, w_logistic = self.weights
+        return w_trees * self.trees.raw_score(X) + w_logistic * self.logistic.raw_score(X)
 
     def predict_proba_uncalibrated(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        return 1.0 / (1.0 + np.exp(-self.raw_score(X)))
+        """A blend's weights and intercept are its calibration: there is no separate uncalibrated score."""
+        return self.predict_proba(X)[:, 1]
 
-    def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+    def raw_contributions(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        w_trees, w_logistic = self.weights
+        return w_trees * self.trees.raw_contributions(X) + w_logistic * self.logistic.raw_contributions(X)
 
-    def contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
-        """Exact per-feature contributions to the calibrated log-odds, and the base value per row."""
-        return self.calibrated_contributions(
-            self.booster_.predict(X, pred_contrib=True, num_iteration=self.best_iteration_)
-        )
+
+def model_family(model: Any) -> str:
+    """The served model's family, as reports and the service name it."""
+    if isinstance(model, CalibratedBlend):
+        return "blend"
+    if isinstance(model, CalibratedBooster):
+        return "lightgbm"
+    return "logistic"
 
 
 def platt_scale(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -87,6 +87,89 @@ def quality_gate(
     return GateDecision(True, f"at least as good as champion {current} on the new holdout", mine, theirs, current)
 
 
+@dataclass(frozen=True)
+class PairedFolds:
+    """The challenger's out-of-fold probabilities, fold by fold, on development rows of the new data."""
+
+    frame: pd.DataFrame  # the development rows' fields, as the champion reads them
+    y: np.ndarray
+    tests: list[np.ndarray]  # positions into frame, one array per fold
+    challenger: list[np.ndarray]  # calibrated out-of-fold probabilities, one array per fold
+
+
+def _fold_figures(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import roc_auc_score
+
+    from training.evaluate import classification_metrics
+
+    figures = classification_metrics(y, p)
+    return {
+        "roc_auc": float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan"),
+        "log_loss": float(figures["log_loss"]),
+        "ece": float(figures["ece"]),
+    }
+
+
+def paired_differences(folds: PairedFolds, champion: Bundle) -> dict[str, dict[str, float]]:
+    """Challenger minus champion per fold, on the same rows: mean, sd and standard error of each difference."""
+    p_champion = champion.predict_proba(folds.frame)
+    differences: dict[str, list[float]] = {"roc_auc": [], "log_loss": [], "ece": []}
+    for test, p_challenger in zip(folds.tests, folds.challenger, strict=True):
+        mine, theirs = _fold_figures(folds.y[test], p_challenger), _fold_figures(folds.y[test], p_champion[test])
+        for name in differences:
+            if np.isfinite(mine[name]) and np.isfinite(theirs[name]):
+                differences[name].append(mine[name] - theirs[name])
+    summary = {}
+    for name, values in differences.items():
+        sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        summary[name] = {"mean": float(np.mean(values)), "sd": sd, "se": sd / np.sqrt(max(len(values), 1))}
+    return summary
+
+
+def paired_gate(
+    challenger: Bundle,
+    folds: PairedFolds,
+    holdout: pd.DataFrame,
+    y: np.ndarray,
+    models_dir: Path,
+    auc_margin: float = 0.01,
+    ece_margin: float = 0.01,
+    min_auc: float = MIN_SKILL_AUC,
+) -> GateDecision:
+    """The champion and the challenger scored on the same cross-validation folds of the new data.
+
+    The challenger is refused when it is worse beyond the noise the folds show: its mean ROC AUC lower by more
+    than the margin and by more than two standard errors, or its mean log loss higher by more than two standard
+    errors (and 0.001), or its mean ECE higher by more than the ECE margin. The holdout comparison still guards
+    against development rows that no longer describe the newest leads.
+    """
+    on_holdout = quality_gate(challenger, holdout, y, models_dir, auc_margin, ece_margin, min_auc)
+    if on_holdout.champion is None:  # no skill, no champion, another dataset, or a champion that cannot load
+        return on_holdout
+    current = on_holdout.champion_version
+    diff = paired_differences(folds, load_bundle(models_dir / CHAMPION_LINK))
+    paired = {f"paired_{name}_{part}": value for name, d in diff.items() for part, value in d.items()}
+    mine, theirs = {**on_holdout.challenger, **paired}, on_holdout.champion
+    auc, loss, ece = diff["roc_auc"], diff["log_loss"], diff["ece"]
+    folds_said = f"over {len(folds.tests)} paired folds"
+    if auc["mean"] < -auc_margin and auc["mean"] + 2 * auc["se"] < 0:
+        reason = f"ROC AUC is {-auc['mean']:.3f} ± {auc['se']:.3f} below champion {current}'s {folds_said}"
+    elif loss["mean"] > max(2 * loss["se"], 0.001):
+        reason = f"log loss is {loss['mean']:.4f} ± {loss['se']:.4f} above champion {current}'s {folds_said}"
+    elif ece["mean"] > ece_margin:
+        reason = f"calibration (ECE) is {ece['mean']:.3f} worse than champion {current}'s {folds_said}"
+    elif not on_holdout.promote:
+        reason = on_holdout.reason
+    else:
+        reason = (
+            f"at least as good as champion {current} on the same folds of the new data "
+            f"(ROC AUC {auc['mean']:+.3f} ± {auc['se']:.3f}, log loss {loss['mean']:+.4f} ± {loss['se']:.4f}) "
+            f"and on the new holdout"
+        )
+        return GateDecision(True, reason, mine, theirs, current)
+    return GateDecision(False, reason, mine, theirs, current)
+
+
 def champion_version(models_dir: Path) -> str | None:
     link = Path(models_dir) / CHAMPION_LINK
     if link.is_symlink():

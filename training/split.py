@@ -1,4 +1,4 @@
-"""Holdout and calibration splits: time-aware when the table has a time column."""
+"""Holdout, development and (with a single split) calibration parts: time-aware when the table has a time column."""
 
 from __future__ import annotations
 
@@ -24,7 +24,21 @@ class Split:
     holdout: np.ndarray
     holdout_from: str | None = None
 
+    @property
+    def cross_validated(self) -> bool:
+        """All non-holdout rows form one development set that cross-validation divides."""
+        return len(self.early_stopping) == 0 and len(self.calibration) == 0
+
+    @property
+    def development(self) -> np.ndarray:
+        return np.sort(np.concatenate([self.fit, self.early_stopping, self.calibration]))
+
     def describe(self) -> str:
+        if self.cross_validated:
+            sizes = f"{len(self.fit):,} development (cross-validated) / {len(self.holdout):,} holdout"
+            if self.kind == "time":
+                return f"time-aware: holdout = leads created from {self.holdout_from} on ({sizes})"
+            return f"stratified random ({sizes}); the spec has no time column"
         sizes = (
             f"{len(self.fit):,} fit / {len(self.early_stopping):,} early-stopping / "
             f"{len(self.calibration):,} calibration / {len(self.holdout):,} holdout"
@@ -53,6 +67,21 @@ def split_leads(converted: np.ndarray, time: pd.Series | None, seed: int = 0) ->
         kind, holdout_from = "stratified", None
     fit, early = _stratified(training, converted[training], EARLY_STOPPING_SHARE, seed + 2)
     return Split(kind, np.sort(fit), np.sort(early), np.sort(calibration), np.sort(holdout), holdout_from)
+
+
+def split_holdout(converted: np.ndarray, time: pd.Series | None, seed: int = 0) -> Split:
+    """Development rows (all of them cross-validated) and a holdout: the most recent 20%, or stratified."""
+    rows = np.arange(len(converted))
+    if time is not None:
+        order = rows[np.argsort(time.to_numpy(), kind="stable")]
+        holdout_start = len(rows) - round(len(rows) * HOLDOUT_SHARE)
+        development, holdout = order[:holdout_start], order[holdout_start:]
+        kind, holdout_from = "time", str(time.iloc[holdout].min())
+    else:
+        development, holdout = _stratified(rows, converted, HOLDOUT_SHARE, seed)
+        kind, holdout_from = "stratified", None
+    empty = np.array([], dtype=int)
+    return Split(kind, np.sort(development), empty, empty, np.sort(holdout), holdout_from)
 
 
 def _stratified(rows: np.ndarray, labels: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from training.bundle import Bundle, library_versions, new_version, now_iso, save_bundle
+from training.calibrated import LogOddsModel
 from training.data import LeadTable, prepare_leads, read_table, redact_passwords
 from training.evaluate import (
     calibration_curve_points,
@@ -29,19 +30,28 @@ from training.evaluate import (
     write_plots,
 )
 from training.explain import global_importance
+from training.folds import cv_folds
 from training.grades import grade_names, grade_table, grade_thresholds
 from training.leakage import DEFAULT_THRESHOLD, screen_for_leakage
-from training.model import CalibratedBooster, LeadEncoder, build_pipeline
+from training.model import CalibratedBooster, LeadEncoder, build_pipeline, model_family
 from training.profile import Profile, profile_best_customers
 from training.reference import reference_statistics
-from training.registry import GateDecision, promote, quality_gate, record_registration
+from training.registry import GateDecision, PairedFolds, paired_gate, promote, quality_gate, record_registration
 from training.schema import input_schema
+from training.selection import LIGHTGBM_GRID, Selection, refit, select_model
 from training.settings import TrainingSettings
 from training.spec import DatasetSpec, read_spec
-from training.split import Split, split_leads
+from training.split import Split, split_holdout, split_leads
 from training.tracking import TrackedRun, log_training_run
 
 EXAMPLE_ROWS = 20
+DEFAULT_FOLDS = 5
+FAMILIES = ("lightgbm", "logistic", "blend")
+FAMILY_NAMES = {
+    "lightgbm": "LightGBM",
+    "logistic": "additive logistic regression",
+    "blend": "blend of LightGBM and additive logistic regression",
+}
 
 Progress = Callable[[str], None]
 
@@ -68,6 +78,8 @@ class TrainOptions:
     booster_params: dict[str, Any] = field(default_factory=dict)
     auc_margin: float = 0.01
     ece_margin: float = 0.01
+    folds: int = DEFAULT_FOLDS  # 1: a single split (fit / early stopping / Platt calibration), LightGBM only
+    families: tuple[str, ...] = FAMILIES
 
 
 @dataclass
@@ -80,6 +92,17 @@ class FittedModel:
     split: Split
     plots_dir: Path
     params: dict[str, Any]
+    paired: PairedFolds | None = None  # the challenger's fold-by-fold predictions, for the paired quality gate
+
+
+@dataclass
+class ModelFit:
+    """The fitted encoder and served model, how it was chosen, and the encoded rows it learned from."""
+
+    encoder: LeadEncoder
+    model: LogOddsModel
+    selection: Selection | None
+    development: tuple[np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -161,15 +184,51 @@ def cross_validated_auc(table: LeadTable, options: TrainOptions = TrainOptions()
     return scores
 
 
+def fit_cross_validated(table: LeadTable, split: Split, options: TrainOptions, progress: Progress) -> ModelFit:
+    """Choose family, settings and calibration on out-of-fold predictions; refit on every development row."""
+    features, y = table.features, table.converted.astype(int)
+    development = split.fit
+    encoder = LeadEncoder(table.kinds).fit(features.iloc[development])
+    matrix, y_dev = encoder.transform(features.iloc[development]), y[development]
+    time = table.time.iloc[development].reset_index(drop=True) if table.time is not None else None
+    folds = cv_folds(y_dev, time, options.folds, options.seed)
+    progress(f"cross-validation: {folds.describe()} over {len(development):,} development leads")
+    kinds = [table.kinds[name] for name in encoder.feature_names_in_]
+    grid = [options.booster_params] if options.booster_params else LIGHTGBM_GRID
+    selection = select_model(
+        matrix, y_dev, folds, kinds, encoder.categorical_indices_, options.seed, options.families, progress, grid
+    )
+    chosen = selection.chosen
+    progress(
+        f"chosen: {FAMILY_NAMES[chosen.name]} (out-of-fold log loss {chosen.cross_fitted_log_loss:.4f}); "
+        f"refitting on all {len(development):,} development leads"
+    )
+    model = refit(selection, matrix, y_dev, kinds, encoder.categorical_indices_, options.seed)
+    return ModelFit(encoder, model, selection, (matrix, y_dev))
+
+
+def fit_single_split(table: LeadTable, split: Split, options: TrainOptions, progress: Progress) -> ModelFit:
+    """``--folds 1``: LightGBM stopped early on one slice and Platt-calibrated on another (for very large tables)."""
+    progress(f"fitting gradient-boosted trees on {len(split.fit):,} leads")
+    encoder, model, parts = fit_calibrated(
+        table, split.fit, split.early_stopping, split.calibration, options.booster_params
+    )
+    matrix = np.vstack([parts["fit"][0], parts["early_stopping"][0]])
+    return ModelFit(encoder, model, None, (matrix, np.concatenate([parts["fit"][1], parts["early_stopping"][1]])))
+
+
 def fit_and_evaluate(
     table: LeadTable, options: TrainOptions = TrainOptions(), progress: Progress = _silent
 ) -> FittedModel:
-    """Split, screen, fit, calibrate, evaluate, explain and profile; returns an unsaved bundle."""
+    """Split, screen, choose and fit, evaluate, explain and profile; returns an unsaved bundle."""
     y = table.converted.astype(int)
     features = table.features
-    split = split_leads(table.converted, table.time, options.seed)
+    if options.folds >= 2:
+        split = split_holdout(table.converted, table.time, options.seed)
+    else:
+        split = split_leads(table.converted, table.time, options.seed)
     progress(f"split: {split.describe()}")
-    training_rows = np.concatenate([split.fit, split.early_stopping, split.calibration])
+    training_rows = split.development
 
     progress("leakage screen: single-field ROC AUC of every feature on the holdout")
     leakage = screen_for_leakage(
@@ -182,29 +241,21 @@ def fit_and_evaluate(
         table.spec.allow_leaky,
     )
 
-    progress(f"fitting gradient-boosted trees on {len(split.fit):,} leads")
-    encoder, model, parts = fit_calibrated(
-        table, split.fit, split.early_stopping, split.calibration, options.booster_params
-    )
-    parts["holdout"] = (encoder.transform(features.iloc[split.holdout]), y[split.holdout])
-    matrices = {name: matrix for name, (matrix, _) in parts.items()}
-    labels = {name: target for name, (_, target) in parts.items()}
+    fitted = (fit_cross_validated if options.folds >= 2 else fit_single_split)(table, split, options, progress)
+    encoder, model = fitted.encoder, fitted.model
     pipeline = build_pipeline(encoder, model)
+    holdout_matrix, y_holdout = encoder.transform(features.iloc[split.holdout]), y[split.holdout]
 
     progress("evaluating on the holdout against a logistic-regression baseline")
-    y_holdout = labels["holdout"]
-    p_model = model.predict_proba(matrices["holdout"])[:, 1]
-    p_raw = model.predict_proba_uncalibrated(matrices["holdout"])
-    baseline = logistic_baseline(encoder).fit(
-        np.vstack([matrices["fit"], matrices["early_stopping"]]),
-        np.concatenate([labels["fit"], labels["early_stopping"]]),
-    )
-    p_baseline = baseline.predict_proba(matrices["holdout"])[:, 1]
+    p_model = model.predict_proba(holdout_matrix)[:, 1]
+    p_raw = model.predict_proba_uncalibrated(holdout_matrix)
+    baseline = logistic_baseline(encoder).fit(*fitted.development)
+    p_baseline = baseline.predict_proba(holdout_matrix)[:, 1]
     p_constant = np.full(len(y_holdout), y[training_rows].mean())
     grades_spec = table.spec.grades
     names = grade_names(grades_spec)
     thresholds = grade_thresholds(p_model, grades_spec)
-    metrics = _metrics(y_holdout, p_model, p_raw, p_baseline, p_constant, thresholds, model, split)
+    metrics = _metrics(y_holdout, p_model, p_raw, p_baseline, p_constant, thresholds, fitted, split)
 
     progress("explaining: permutation importance and exact per-lead contributions")
     holdout = features.iloc[split.holdout].reset_index(drop=True)
@@ -252,17 +303,48 @@ def fit_and_evaluate(
         split=split.describe(),
         versions=library_versions(),
     )
-    params = {
+    params = _run_params(table, split, fitted, options)
+    paired = _paired_folds(features.iloc[split.fit].reset_index(drop=True), fitted) if fitted.selection else None
+    return FittedModel(bundle, holdout, y_holdout, split, plots_dir, params, paired)
+
+
+def _paired_folds(development: pd.DataFrame, fitted: ModelFit) -> PairedFolds:
+    """The chosen candidate's calibrated out-of-fold probabilities per fold, for comparing with the champion."""
+    selection = fitted.selection
+    assert selection is not None
+    chosen = selection.chosen
+    return PairedFolds(
+        development,
+        selection.y,
+        [fold.test for fold in selection.folds.folds],
+        [1.0 / (1.0 + np.exp(-(chosen.slope * raw + chosen.intercept))) for raw in chosen.oof.per_fold],
+    )
+
+
+def _run_params(table: LeadTable, split: Split, fitted: ModelFit, options: TrainOptions) -> dict[str, Any]:
+    """What the MLflow run records as parameters: the data, the split, and the chosen model's settings."""
+    model, selection = fitted.model, fitted.selection
+    params: dict[str, Any] = {
         "dataset": table.spec.name,
-        "rows": len(y),
+        "rows": len(table.converted),
         "features": len(table.kinds),
         "split": split.kind,
-        "best_iteration": model.best_iteration_,
-        "calibration": "platt",
+        "folds": options.folds,
+        "model_family": model_family(model),
+        "calibration": selection.chosen.calibration if selection else "platt",
         "seed": options.seed,
-        **{f"booster.{k}": v for k, v in {**model.params_used_, **options.booster_params}.items()},
     }
-    return FittedModel(bundle, holdout, y_holdout, split, plots_dir, params)
+    if selection is not None:
+        settings = selection.chosen.oof.settings
+        flat = settings if selection.chosen.name != "blend" else {
+            **{f"lightgbm.{k}": v for k, v in settings["lightgbm"].items()},
+            **{f"logistic.{k}": v for k, v in settings["logistic"].items()},
+        }
+        params.update({f"model.{k}": v for k, v in flat.items()})
+    if isinstance(model, CalibratedBooster):
+        params["best_iteration"] = model.best_iteration_
+        params.update({f"booster.{k}": v for k, v in {**model.params_used_, **options.booster_params}.items()})
+    return params
 
 
 def _metrics(
@@ -272,28 +354,31 @@ def _metrics(
     p_baseline: np.ndarray,
     p_constant: np.ndarray,
     thresholds: dict[str, float],
-    model: CalibratedBooster,
+    fitted: ModelFit,
     split: Split,
 ) -> dict[str, Any]:
-    """metrics.json: the model's holdout figures at the top, baselines and details beneath."""
+    """metrics.json: the model's holdout figures at the top, cross-validation, baselines and details beneath."""
+    model, selection = fitted.model, fitted.selection
     model_figures = classification_metrics(y, p_model)
     uncalibrated = classification_metrics(y, p_raw)
-    return {
+    calibration: dict[str, Any] = {
+        "method": selection.chosen.calibration if selection else "platt",
+        "slope": model.slope_,
+        "intercept": model.intercept_,
+        "ece_before": uncalibrated["ece"],
+        "ece_after": model_figures["ece"],
+        "brier_before": uncalibrated["brier"],
+        "brier_after": model_figures["brier"],
+    }
+    metrics: dict[str, Any] = {
         **model_figures,
+        "model_family": model_family(model),
         "uncalibrated": uncalibrated,
         "baselines": {
             "logistic_regression": classification_metrics(y, p_baseline),
             "base_rate": classification_metrics(y, p_constant),
         },
-        "calibration": {
-            "method": "platt",
-            "slope": model.slope_,
-            "intercept": model.intercept_,
-            "ece_before": uncalibrated["ece"],
-            "ece_after": model_figures["ece"],
-            "brier_before": uncalibrated["brier"],
-            "brier_after": model_figures["brier"],
-        },
+        "calibration": calibration,
         "lift_by_decile": lift_by_decile(y, p_model),
         "calibration_curve": calibration_curve_points(y, p_model),
         "grades": precision_recall_at(y, p_model, thresholds),
@@ -305,7 +390,32 @@ def _metrics(
             "calibration": len(split.calibration),
             "holdout": len(split.holdout),
         },
-        "best_iteration": model.best_iteration_,
+        "best_iteration": _trees_of(model),
+    }
+    if selection is not None:
+        metrics["cv"] = selection.report()
+        calibration.update(_out_of_fold_ece(selection))
+    return metrics
+
+
+def _trees_of(model: LogOddsModel) -> int | None:
+    trees = getattr(model, "trees", model)
+    return int(trees.best_iteration_) if isinstance(trees, CalibratedBooster) else None
+
+
+def _out_of_fold_ece(selection: Selection) -> dict[str, float]:
+    """The calibration decision's evidence: out-of-fold ECE with and without the chosen map."""
+    from training.evaluate import expected_calibration_error
+
+    chosen, folds = selection.chosen, selection.folds
+    y = selection.y[folds.predicted]
+    raw = chosen.oof.raw
+    # a blend's weights and intercept are its calibration: it has no separate score before it
+    before = 1.0 / (1.0 + np.exp(-(raw + (chosen.intercept if chosen.name == "blend" else 0.0))))
+    after = 1.0 / (1.0 + np.exp(-(chosen.slope * raw + chosen.intercept)))
+    return {
+        "out_of_fold_ece_before": expected_calibration_error(y, before),
+        "out_of_fold_ece_after": expected_calibration_error(y, after),
     }
 
 
@@ -381,9 +491,20 @@ def _publish(
     )
     gate, promoted = None, False
     if promote_if_better or force:
-        gate = quality_gate(
-            bundle, fitted.holdout, fitted.y_holdout, models_dir, options.auc_margin, options.ece_margin
-        )
+        if fitted.paired is not None:
+            gate = paired_gate(
+                bundle,
+                fitted.paired,
+                fitted.holdout,
+                fitted.y_holdout,
+                models_dir,
+                options.auc_margin,
+                options.ece_margin,
+            )
+        else:
+            gate = quality_gate(
+                bundle, fitted.holdout, fitted.y_holdout, models_dir, options.auc_margin, options.ece_margin
+            )
         _log_gate(tracked, gate, force)
         if gate.promote or force:
             reason = gate.reason if gate.promote else f"forced: {gate.reason}"
@@ -405,6 +526,39 @@ def _log_gate(tracked: TrackedRun, gate: GateDecision, force: bool) -> None:
         client.log_metric(tracked.run_id, f"gate.champion.{name}", value)
 
 
+def cross_validation_lines(metrics: dict[str, Any]) -> list[str]:
+    """The model choice in a few lines: which family won, its CV figures with their spread, the calibration."""
+    cv = metrics.get("cv")
+    if not cv:
+        before = metrics["calibration"]["ece_before"]
+        return [f"model: LightGBM on a single split, Platt-calibrated (holdout ECE before calibration {before:.3f})"]
+    figures = cv["metrics"]
+    calibration = metrics["calibration"]
+    others = ", ".join(
+        f"{name} {candidate['log_loss']:.4f}" for name, candidate in cv["candidates"].items()
+    )
+    method = calibration["method"]
+    losses = cv["calibration"]["cross_fitted_log_loss"]
+    applied = (
+        "calibration: the blend's weights (fitted out of fold)"
+        if cv["chosen"] == "blend"
+        else f"calibration: {method} (out-of-fold log loss "
+        + ", ".join(f"{name} {loss:.4f}" for name, loss in losses.items())
+        + ")"
+    )
+    return [
+        f"model: {FAMILY_NAMES[cv['chosen']]}, chosen by {cv['folds']} on out-of-fold log loss ({others})",
+        f"cross-validation: ROC AUC {_mean_sd(figures['roc_auc'])}, log loss {_mean_sd(figures['log_loss'], 4)}, "
+        f"ECE {_mean_sd(figures['ece'])}",
+        f"{applied}; out-of-fold ECE {calibration['out_of_fold_ece_before']:.3f} before, "
+        f"{calibration['out_of_fold_ece_after']:.3f} after",
+    ]
+
+
+def _mean_sd(figure: dict[str, float], digits: int = 3) -> str:
+    return f"{figure['mean']:.{digits}f} ± {figure['sd']:.{digits}f}"
+
+
 def summary_text(result: TrainResult, profile_top: int = 3, drivers_top: int = 5) -> str:
     """The short human summary `leadscore train` prints."""
     m = result.bundle.metrics
@@ -415,8 +569,9 @@ def summary_text(result: TrainResult, profile_top: int = 3, drivers_top: int = 5
     lines = [
         f"trained on {result.rows:,} leads ({int(m['positives'])} converted in the holdout of {int(m['n']):,})",
         f"split: {result.bundle.split}",
+        *cross_validation_lines(m),
         f"holdout: ROC AUC {m['roc_auc']:.3f} (baseline {base['roc_auc']:.3f}), PR AUC {m['pr_auc']:.3f}, "
-        f"Brier {m['brier']:.4f}, ECE {m['ece']:.3f} (before calibration {m['calibration']['ece_before']:.3f})",
+        f"log loss {m['log_loss']:.4f}, Brier {m['brier']:.4f}, ECE {m['ece']:.3f}",
         f"top 10% of leads convert at {top_decile['rate']:.1%} vs {m['base_rate']:.1%} overall "
         f"({top_decile['lift']:.1f}x)",
         f"top drivers: {drivers}",
@@ -430,8 +585,9 @@ def summary_text(result: TrainResult, profile_top: int = 3, drivers_top: int = 5
         verdict = "promoted to champion" if result.promoted else "not promoted"
         lines.append(f"{verdict}: {result.gate.reason}")
         if result.gate.champion:
+            mine, theirs = result.gate.challenger, result.gate.champion
             lines.append(
-                f"  new ROC AUC {result.gate.challenger['roc_auc']:.3f} / ECE {result.gate.challenger['ece']:.3f}"
-                f" vs champion {result.gate.champion['roc_auc']:.3f} / {result.gate.champion['ece']:.3f}"
+                f"  holdout: new ROC AUC {mine['roc_auc']:.3f} / ECE {mine['ece']:.3f}"
+                f" vs champion {theirs['roc_auc']:.3f} / {theirs['ece']:.3f}"
             )
     return "\n".join(lines)

@@ -120,3 +120,32 @@ def test_training_reads_a_sql_table(training_env: TrainingEnv, leads_files: dict
     assert result.exit_code == 0, result.output
     assert "trained on 6,000 leads" in result.stdout
     assert champion_version(training_env.models_dir) is None
+
+
+def _paired_folds(bundle, frame: pd.DataFrame, y: np.ndarray, scramble: bool):
+    from training.registry import PairedFolds
+
+    tests = np.array_split(np.arange(len(frame)), 5)
+    p = bundle.predict_proba(frame)
+    rng = np.random.default_rng(0)
+    challenger = [rng.permutation(p[test]) if scramble else p[test] for test in tests]
+    return PairedFolds(frame, y, tests, challenger)
+
+
+@pytest.mark.parametrize("scramble", [False, True])
+def test_the_gate_compares_both_models_on_the_same_folds(models_folder, scramble: bool) -> None:
+    from training.bundle import load_bundle
+    from training.registry import paired_gate
+
+    champion = load_bundle(models_folder.champion)
+    leads = generate_leads(n=4_000, seed=31)
+    frame, y = leads[champion.fields], leads["converted"].to_numpy()
+    folds = _paired_folds(champion, frame, y, scramble)
+    decision = paired_gate(champion, folds, frame.head(1_000), y[:1_000], models_folder.root)
+    assert decision.challenger["paired_roc_auc_se"] >= 0
+    if scramble:
+        assert not decision.promote
+        assert "paired folds" in decision.reason and decision.challenger["paired_roc_auc_mean"] < -0.1
+    else:
+        assert decision.promote, decision.reason
+        assert decision.challenger["paired_log_loss_mean"] == pytest.approx(0.0, abs=1e-12)
