@@ -125,8 +125,11 @@ def test_two_replicas_share_the_score_log_and_follow_the_registry(
     )
     assert promoted.returncode == 0, promoted.stderr
     # no admin call: each replica polls the registry alias and swaps models by itself
+    promoted_at = time.monotonic()
     for server in (a, b):
         eventually(lambda s=server: serving_version(s) == second, PICKUP_TIMEOUT_S, "the promotion")
+    took = time.monotonic() - promoted_at
+    print(f"\nboth replicas serve the promoted model {took:.1f}s after leadscore promote (poll every {POLL_S:g}s)")
     for server in (a, b):
         with server.client() as client:
             assert client.post("/v1/leads/score", json=batch[0]).json()["model_version"] == second
