@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import Trained
 from tests.e2e.conftest import Server, ServerFactory
 from tests.pg import PostgresServer
+from tests.reliability.figures import report
 from training.bundle import load_bundle
 from training.registry import promote, record_registration
 from training.synthetic import generate_leads
@@ -129,7 +130,11 @@ def test_two_replicas_share_the_score_log_and_follow_the_registry(
     for server in (a, b):
         eventually(lambda s=server: serving_version(s) == second, PICKUP_TIMEOUT_S, "the promotion")
     took = time.monotonic() - promoted_at
-    print(f"\nboth replicas serve the promoted model {took:.1f}s after leadscore promote (poll every {POLL_S:g}s)")
+    report(
+        "Replicas: one PostgreSQL score log, one MLflow registry",
+        ["what", "seconds"],
+        [[f"both serve a promoted champion, polling every {POLL_S:g} s", f"{took:.1f}"]],
+    )
     for server in (a, b):
         with server.client() as client:
             assert client.post("/v1/leads/score", json=batch[0]).json()["model_version"] == second
