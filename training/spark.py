@@ -193,12 +193,23 @@ def score_on_spark(model: str, data: Path, out: Path, master: str | None, tracki
             scored = leads.select(udf(lead).alias("score")).select("score.*")
             staging = out.with_name(f".{out.name}.partial")
             shutil.rmtree(staging, ignore_errors=True)
-            scored.write.parquet(str(staging))
-            rows = spark.read.parquet(str(staging)).count()
+            try:
+                scored.write.parquet(str(staging))
+                rows = spark.read.parquet(str(staging)).count()
+            except BaseException as exc:
+                shutil.rmtree(staging, ignore_errors=True)  # a failed job leaves no partial output behind
+                if isinstance(exc, Exception) and not isinstance(exc, LeadscoreError):
+                    raise LeadscoreError(f"Spark could not score {data}: {_first_line(exc)}") from None
+                raise
         finally:
             spark.stop()
     _replace_folder(staging, out)
     return SparkReport(rows, fields.version, out, master)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:500]
 
 
 def _replace_folder(staging: Path, out: Path) -> None:
