@@ -49,6 +49,11 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 # Holdout ROC AUC in words, highest bar first.
+MODEL_WORDS = {
+    "lightgbm": "gradient-boosted trees",
+    "logistic": "an additive logistic model",
+    "blend": "a blend of gradient-boosted trees and an additive logistic model",
+}
 AUC_WORDS = ((0.80, "Strong"), (0.70, "Good"), (0.60, "Fair"), (0.0, "Weak"))
 # Expected calibration error in words: how far predicted chances sit from what happened, on average.
 ECE_WORDS = ((0.02, "Honest"), (0.05, "Roughly right"), (1.0, "Off: use the ranking, not the numbers"))
@@ -134,6 +139,23 @@ def model_summary(model: ServingModel) -> dict[str, Any]:
     }
 
 
+def cross_validated_sentence(metrics: dict[str, Any]) -> str:
+    """How sure the ranking figure is: the cross-validated mean and spread, and against the simple baseline."""
+    cv = metrics.get("cv")
+    baseline = metrics.get("baselines", {}).get("logistic_regression", {}).get("roc_auc")
+    parts = []
+    if cv:
+        auc = cv["metrics"]["roc_auc"]
+        parts.append(
+            f" Across {cv['fold_count']} cross-validation folds: {auc['mean']:.2f} ± {auc['sd']:.2f} "
+            f"({MODEL_WORDS.get(cv['chosen'], cv['chosen'])}, chosen as the most accurate of "
+            f"{len(cv['candidates'])} candidates)."
+        )
+    if baseline is not None:
+        parts.append(f" A simple logistic regression reaches {baseline:.2f} on the same leads.")
+    return "".join(parts)
+
+
 def headline(bundle: Bundle) -> dict[str, Any]:
     """How good the model is, as four numbers each with the sentence that explains it."""
     metrics = bundle.metrics
@@ -151,7 +173,7 @@ def headline(bundle: Bundle) -> dict[str, Any]:
             "value": f"{auc:.2f}",
             "badge": _word(auc, AUC_WORDS, higher_is_better=True),
             "note": f"Given a lead that converted and one that did not, it scores the converter higher "
-            f"{auc:.0%} of the time (holdout ROC AUC; 0.50 is a coin toss).",
+            f"{auc:.0%} of the time (holdout ROC AUC; 0.50 is a coin toss)." + cross_validated_sentence(metrics),
         },
         {
             "id": "top-decile",
@@ -181,6 +203,8 @@ def headline(bundle: Bundle) -> dict[str, Any]:
         "top_decile_rate": float(top["rate"]),
         "top_decile_lift": top["lift"],
         "ece": ece,
+        "cross_validation": metrics.get("cv", {}).get("metrics"),
+        "model_family": metrics.get("model_family"),
         "top_sentence": top_sentence,
         "measured_on": f"Measured on {int(metrics.get('n', 0)):,} recent leads the model never saw in training "
         f"({int(metrics.get('positives', 0)):,} of them converted).",

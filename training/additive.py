@@ -1,16 +1,16 @@
-"""Regularised logistic regression in which every field is a lookup table: exactly additive, fast to serve.
+"""Regularised logistic regression in which every field has its own part of the log-odds: exactly additive.
 
 Each field of the encoded lead matrix becomes one level per row: a numeric field's quantile bin, a
 category's code, a boolean's value, or the field's own "missing" level (so missing is learned, not
-imputed). The model is an L2-penalised logistic regression on the one-hot levels, which makes the
-log-odds a sum of one table entry per field: per-field reasons are exact, and serving is a lookup.
+imputed); a numeric field also gets a linear trend (its value clipped to the training range and
+standardised), so a smooth effect needs no many small steps on little data. The model is an L2-penalised
+logistic regression on both, so the log-odds are a sum of one part per field: per-field reasons are exact,
+and serving is a lookup and a multiply per field.
 """
 
 from __future__ import annotations
 
 import bisect
-import math
-from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -29,38 +29,43 @@ def numeric_cuts(values: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
     present = np.unique(values[~np.isnan(values)])
     if len(present) <= 1:
         return np.empty(0)
-    if len(present) <= DISTINCT_AS_LEVELS:
+    if len(present) <= DISTINCT_AS_LEVELS and bins > 1:
         return (present[:-1] + present[1:]) / 2
     quantiles = np.quantile(values[~np.isnan(values)], np.linspace(0, 1, bins + 1)[1:-1])
     return np.unique(quantiles)
 
 
 class BinnedLogistic(LogOddsModel, ClassifierMixin, BaseEstimator):
-    """Logistic regression on per-field levels; ``tables_[j][level]`` is field j's part of the log-odds."""
+    """Logistic regression on per-field levels, plus a linear trend for numbers; each field's part of the
+    log-odds is ``tables_[j][level] + trends_[j] * standardised value``."""
 
     def __init__(self, kinds: list[str] | None = None, C: float = 1.0, bins: int = DEFAULT_BINS) -> None:  # noqa: N803
         self.kinds = kinds
         self.C = C
         self.bins = bins
 
-    # ------------------------------------------------------------------ levels
+    # ------------------------------------------------------------------ design
 
     def _learn_levels(self, X: np.ndarray) -> None:  # noqa: N803
         kinds = self.kinds or ["numeric"] * X.shape[1]
         self.cuts_: list[np.ndarray | None] = []
         self.sizes_: list[int] = []
+        self.scales_: list[tuple[float, float, float, float] | None] = []  # low, high, mean, sd
         for j, kind in enumerate(kinds):
             column = X[:, j]
             if kind == "numeric":
                 cuts = numeric_cuts(column, self.bins)
                 self.cuts_.append(cuts)
                 self.sizes_.append(len(cuts) + 2)  # bins, then missing
+                self.scales_.append(_trend_scale(column))
             else:
                 present = column[~np.isnan(column)]
                 top = int(present.max()) + 1 if len(present) else 0
                 self.cuts_.append(None)
                 self.sizes_.append(max(top, 2 if kind == "boolean" else 1) + 1)  # codes, then missing
+                self.scales_.append(None)
         self.offsets_ = np.concatenate([[0], np.cumsum(self.sizes_)[:-1]]).astype(np.int64)
+        self.trend_fields_ = [j for j, scale in enumerate(self.scales_) if scale is not None]
 
     def levels(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """(n, fields) level index per field; missing, and codes unseen in training, take the missing level."""
@@ -76,6 +81,11 @@ class BinnedLogistic(LogOddsModel, ClassifierMixin, BaseEstimator):
             out[:, j] = np.where(missing, self.sizes_[j] - 1, level)
         return out
 
+    def trend(self, j: int, column: np.ndarray) -> np.ndarray:
+        """Field j's values clipped to its training range (0.5th-99.5th percentile) and standardised; 0 if missing."""
+        low, high, mean, sd = self.scales_[j]
+        return np.nan_to_num((np.clip(column, low, high) - mean) / sd, nan=0.0)
+
     def level_one(self, j: int, value: float) -> int:
         """One field's level for one value, with scalar arithmetic (the single-lead serving path)."""
         last = self.sizes_[j] - 1
@@ -87,82 +97,112 @@ class BinnedLogistic(LogOddsModel, ClassifierMixin, BaseEstimator):
         level = int(value)
         return level if 0 <= level < last else last
 
-    def one_hot(self, levels: np.ndarray) -> sparse.csr_matrix:
+    def design(self, X: np.ndarray) -> sparse.csr_matrix:  # noqa: N803
+        """The regression's inputs: one-hot levels of every field, then the trends of numeric fields."""
+        levels = self.levels(X)
         n, fields = levels.shape
         columns = (levels + self.offsets_).ravel()
         indptr = np.arange(0, n * fields + 1, fields)
-        return sparse.csr_matrix((np.ones(n * fields), columns, indptr), shape=(n, int(sum(self.sizes_))))
+        width = int(sum(self.sizes_))
+        one_hot = sparse.csr_matrix((np.ones(n * fields), columns, indptr), shape=(n, width))
+        if not self.trend_fields_:
+            return one_hot
+        trends = np.column_stack([self.trend(j, X[:, j]) for j in self.trend_fields_])
+        return sparse.hstack([one_hot, sparse.csr_matrix(trends)], format="csr")
+
+    def learn(self, X: np.ndarray) -> sparse.csr_matrix:  # noqa: N803
+        """Learn each field's levels and trend scale from these rows; return their design."""
+        self._learn_levels(X)
+        return self.design(X)
 
     # ------------------------------------------------------------------ fitting
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> BinnedLogistic:  # noqa: N803
-        levels = self.learn_levels(X)
-        return self.set_weights(self.penalised_fit(self.one_hot(levels), y), levels)
+        return self.set_weights(self.penalised_fit(self.learn(X), y), X)
 
-    def learn_levels(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        """Learn each field's levels from these rows and return the rows' levels."""
-        self._learn_levels(X)
-        return self.levels(X)
-
-    def penalised_fit(self, one_hot: sparse.csr_matrix, y: np.ndarray, warm: LogisticRegression | None = None):
-        """The L2-penalised fit on one-hot levels; ``warm`` continues from an earlier fit (a path over C)."""
-        fit = warm or LogisticRegression(max_iter=2000, tol=1e-5, warm_start=True)
+    def penalised_fit(self, design: sparse.csr_matrix, y: np.ndarray, warm: LogisticRegression | None = None):
+        """The L2-penalised fit; ``warm`` continues from an earlier fit (a path over C)."""
+        fit = warm or LogisticRegression(max_iter=2000, tol=1e-4, warm_start=True)
         fit.set_params(C=self.C)
-        return fit.fit(one_hot, y)
+        return fit.fit(design, y)
 
-    def set_weights(self, fit: LogisticRegression, levels: np.ndarray) -> BinnedLogistic:
-        """Turn a fit's coefficients into one table per field, centred on the training rows' mean."""
+    def set_weights(self, fit: LogisticRegression, X: np.ndarray) -> BinnedLogistic:  # noqa: N803
+        """Turn a fit's coefficients into per-field tables and trends, centred on the training rows' mean."""
         coef = fit.coef_[0]
         self.tables_ = [coef[o : o + s].copy() for o, s in zip(self.offsets_, self.sizes_, strict=True)]
+        self.trends_ = np.zeros(len(self.sizes_))
+        self.trends_[self.trend_fields_] = coef[int(sum(self.sizes_)) :]
         self.bias_ = float(fit.intercept_[0])
-        # reasons are measured from the average lead of the training data, as tree contributions are
-        self.centers_ = np.array([table[levels[:, j]].mean() for j, table in enumerate(self.tables_)])
         self.cuts_list_ = [None if c is None else c.tolist() for c in self.cuts_]
         self.table_lists_ = [t.tolist() for t in self.tables_]
+        self.trend_lists_ = [
+            None if scale is None else (*scale, float(self.trends_[j])) for j, scale in enumerate(self.scales_)
+        ]
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = len(self.sizes_)
         self.slope_, self.intercept_ = 1.0, 0.0
+        # reasons are measured from the average lead of the training data, as tree contributions are
+        self.centers_ = self._field_parts(X).mean(axis=0)
+        self.base_ = self.bias_ + float(self.centers_.sum())
+        self.center_lists_ = self.centers_.tolist()
         return self
 
     # ------------------------------------------------------------------ scoring
 
-    def raw_score(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        """Uncalibrated log-odds: the bias plus one table entry per field."""
-        levels = self.levels(np.asarray(X, dtype=float))
-        total = np.full(len(levels), self.bias_)
+    def _field_parts(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """(n, fields): each field's part of the log-odds."""
+        X = np.asarray(X, dtype=float)  # noqa: N806
+        levels = self.levels(X)
+        parts = np.empty(levels.shape)
         for j, table in enumerate(self.tables_):
-            total += table[levels[:, j]]
+            parts[:, j] = table[levels[:, j]]
+            if self.scales_[j] is not None:
+                parts[:, j] += self.trends_[j] * self.trend(j, X[:, j])
+        return parts
+
+    def raw_score(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """Uncalibrated log-odds: the bias plus each field's part, added field by field."""
+        parts = self._field_parts(X)
+        total = np.full(len(parts), self.bias_)
+        for j in range(parts.shape[1]):
+            total += parts[:, j]
         return total
 
     def raw_one(self, row: list[float]) -> float:
         """The same sum for one row given as a list, with scalar arithmetic only."""
         total = self.bias_
-        for j, table in enumerate(self.table_lists_):
-            total += table[self.level_one(j, row[j])]
+        for j in range(len(self.table_lists_)):
+            total += self._part_one(j, row[j])
         return total
 
+    def _part_one(self, j: int, value: float) -> float:
+        part = self.table_lists_[j][self.level_one(j, value)]
+        trend = self.trend_lists_[j]
+        if trend is not None:
+            low, high, mean, sd, weight = trend
+            part += weight * ((min(max(value, low), high) - mean) / sd if value == value else 0.0)
+        return part
+
+    def raw_contributions_one(self, row: list[float]) -> list[float]:
+        """``raw_contributions`` of one row given as a list, with scalar arithmetic only."""
+        centers = self.center_lists_
+        return [*(self._part_one(j, value) - centers[j] for j, value in enumerate(row)), self.base_]
+
     def raw_contributions(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        """(n, fields + 1): each field's table entry less its training mean, then the base value."""
-        levels = self.levels(np.asarray(X, dtype=float))
-        out = np.empty((len(levels), len(self.tables_) + 1))
-        for j, table in enumerate(self.tables_):
-            out[:, j] = table[levels[:, j]] - self.centers_[j]
-        out[:, -1] = self.bias_ + float(self.centers_.sum())
+        """(n, fields + 1): each field's part less its training mean, then the base value."""
+        parts = self._field_parts(X)
+        out = np.empty((len(parts), parts.shape[1] + 1))
+        out[:, :-1] = parts - self.centers_
+        out[:, -1] = self.base_
         return out
 
-    def level_table(self, j: int) -> list[dict[str, Any]]:
-        """Field j's levels as readable bounds with their log-odds part (for notebooks and reviews)."""
-        cuts = self.cuts_[j]
-        rows: list[dict[str, Any]] = []
-        for level, weight in enumerate(self.tables_[j]):
-            if level == len(self.tables_[j]) - 1:
-                label = "missing"
-            elif cuts is None:
-                label = f"code {level}"
-            else:
-                low = -math.inf if level == 0 else cuts[level - 1]
-                high = math.inf if level == len(cuts) else cuts[level]
-                label = f"[{low:g}, {high:g})"
-            rows.append({"level": label, "log_odds": float(weight)})
-        return rows
 
+def _trend_scale(column: np.ndarray) -> tuple[float, float, float, float] | None:
+    """Clipping bounds, mean and sd of a numeric field's present values; None when it does not vary."""
+    present = column[~np.isnan(column)]
+    if len(present) < 2:
+        return None
+    low, high = (float(v) for v in np.quantile(present, [0.005, 0.995]))
+    clipped = np.clip(present, low, high)
+    sd = float(clipped.std())
+    return (low, high, float(clipped.mean()), sd) if sd > 0 else None

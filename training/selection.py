@@ -36,6 +36,8 @@ LIGHTGBM_GRID: list[dict[str, Any]] = [
     {"num_leaves": 31, "min_child_samples": 50, "reg_lambda": 10.0, "subsample": 0.7, "colsample_bytree": 0.4},
 ]
 LOGISTIC_C_GRID = [0.003, 0.01, 0.03, 0.1, 0.3, 1.0]
+# numeric fields as a linear trend only (1), or also in up to 12 quantile bins (one level per value when few)
+LOGISTIC_BINS = (1, 12)
 EARLY_STOPPING_ROUNDS = 100
 CV_THREADS = 1
 MAX_TREES = 3000
@@ -91,6 +93,7 @@ class Candidate:
     fold_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     calibration_losses: dict[str, float] = field(default_factory=dict)
     weights: tuple[float, float] | None = None
+    cross_fitted: np.ndarray | None = None  # calibrated out-of-fold log-odds, each map fitted on the other folds
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -191,6 +194,7 @@ def lightgbm_out_of_fold(
     settings: dict[str, Any],
     categorical: list[int],
     seed: int,
+    progress: Progress = _silent,
 ) -> OutOfFold:
     """All folds trained in step; the number of trees is where the folds' mean log loss is lowest."""
     data = lgb.Dataset(X, y, categorical_feature=categorical or "auto", free_raw_data=False)
@@ -199,7 +203,7 @@ def lightgbm_out_of_fold(
         data,
         num_boost_round=MAX_TREES,
         folds=[(fold.train, fold.test) for fold in folds.folds],
-        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False), _every_trees(progress, len(folds.folds))],
         return_cvbooster=True,
     )
     boosters = result["cvbooster"]
@@ -217,6 +221,18 @@ def lightgbm_out_of_fold(
     )
 
 
+def _every_trees(progress: Progress, fold_count: int, every: int = 250) -> Callable[[Any], None]:
+    """A LightGBM callback that reports the folds' mean log loss every ``every`` trees."""
+
+    def report(env: Any) -> None:
+        trees = env.iteration + 1
+        if trees % every == 0 and env.evaluation_result_list:
+            loss = env.evaluation_result_list[0][2]
+            progress(f"  {trees} trees in each of {fold_count} folds: mean log loss {loss:.4f}")
+
+    return report
+
+
 # ------------------------------------------------------------------ logistic
 
 
@@ -226,25 +242,34 @@ def logistic_out_of_fold(
     folds: Folds,
     kinds: list[str],
     c_grid: list[float],
+    bins_grid: tuple[int, ...] = LOGISTIC_BINS,
 ) -> OutOfFold:
-    """The L2 strength with the lowest mean fold log loss, and its out-of-fold log-odds.
+    """The numeric binning and L2 strength with the lowest mean fold log loss, and its out-of-fold log-odds.
 
-    Per fold, levels are learned once and the strengths fitted weakest first, each fit starting from the last.
+    Per fold and binning, levels are learned once and the strengths fitted weakest first, each fit starting
+    from the last.
     """
-    raw_by_c: dict[float, list[np.ndarray]] = {c: [] for c in c_grid}
+    raw: dict[tuple[int, float], list[np.ndarray]] = {(b, c): [] for b in bins_grid for c in c_grid}
     for fold in folds.folds:
-        model = BinnedLogistic(kinds)
-        train_hot = model.one_hot(model.learn_levels(X[fold.train]))
-        test_hot = model.one_hot(model.levels(X[fold.test]))
-        fit = None
-        for c in sorted(c_grid):
-            model.C = c
-            fit = model.penalised_fit(train_hot, y[fold.train], fit)
-            raw_by_c[c].append(test_hot @ fit.coef_[0] + fit.intercept_[0])
-    losses = {c: _mean_fold_log_loss(y, folds, per_fold) for c, per_fold in raw_by_c.items()}
-    best = min(c_grid, key=lambda c: losses[c])
-    per_fold = raw_by_c[best]
-    return OutOfFold("logistic", {"C": best}, per_fold, _average_over_repeats(folds, per_fold, len(y)), losses[best])
+        for bins in bins_grid:
+            model = BinnedLogistic(kinds, bins=bins)
+            train_design = model.learn(X[fold.train])
+            test_design = model.design(X[fold.test])
+            fit = None
+            for c in sorted(c_grid):
+                model.C = c
+                fit = model.penalised_fit(train_design, y[fold.train], fit)
+                raw[(bins, c)].append(test_design @ fit.coef_[0] + fit.intercept_[0])
+    losses = {key: _mean_fold_log_loss(y, folds, per_fold) for key, per_fold in raw.items()}
+    bins, c = min(raw, key=lambda key: losses[key])
+    per_fold = raw[(bins, c)]
+    return OutOfFold(
+        "logistic",
+        {"C": c, "bins": bins},
+        per_fold,
+        _average_over_repeats(folds, per_fold, len(y)),
+        losses[(bins, c)],
+    )
 
 
 # ------------------------------------------------------------------ candidates
@@ -265,6 +290,7 @@ def calibrated_candidate(oof: OutOfFold, y: np.ndarray, folds: Folds) -> Candida
         _auc(y_oof, z),
         fold_metrics(y, folds, oof.per_fold, choice.slope, choice.intercept),
         choice.cross_fitted_log_loss,
+        cross_fitted=z,
     )
 
 
@@ -303,6 +329,7 @@ def blend_candidate(trees: OutOfFold, logistic: OutOfFold, y: np.ndarray, folds:
         _auc(y_oof, z),
         fold_metrics(y, folds, per_fold, 1.0, intercept),
         weights=(float(weights[0]), float(weights[1])),
+        cross_fitted=z,
     )
 
 
@@ -332,12 +359,15 @@ def select_model(
         settings_to_try = (grid or LIGHTGBM_GRID)[: budget.lightgbm_settings]
         for number, settings in enumerate(settings_to_try, start=1):
             progress(f"cross-validating LightGBM setting {number}/{len(settings_to_try)}: {settings or 'default'}")
-            found = lightgbm_out_of_fold(X, y, folds, settings, categorical, seed)
+            found = lightgbm_out_of_fold(X, y, folds, settings, categorical, seed, progress)
             if trees is None or found.raw_log_loss < trees.raw_log_loss:
                 trees = found
         candidates["lightgbm"] = calibrated_candidate(trees, y, folds)
     if {"logistic", "blend"} & set(families):
-        progress(f"cross-validating the additive logistic model over {len(budget.logistic_c)} strengths")
+        progress(
+            f"cross-validating the additive logistic model over {len(LOGISTIC_BINS)} binnings "
+            f"x {len(budget.logistic_c)} strengths"
+        )
         logistic = logistic_out_of_fold(X, y, folds, kinds, budget.logistic_c)
         candidates["logistic"] = calibrated_candidate(logistic, y, folds)
     if "blend" in families and trees is not None and logistic is not None:
@@ -366,7 +396,7 @@ def refit(
         return CalibratedBooster({**settings, "random_state": seed, "n_jobs": CV_THREADS}, categorical).fit(X, y)
 
     def logistic(settings: dict[str, Any]) -> BinnedLogistic:
-        return BinnedLogistic(kinds, C=settings["C"]).fit(X, y)
+        return BinnedLogistic(kinds, C=settings["C"], bins=settings.get("bins", 12)).fit(X, y)
 
     if chosen.name == "lightgbm":
         model: Any = trees(chosen.oof.settings)

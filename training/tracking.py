@@ -80,6 +80,8 @@ def flat_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """Holdout figures as MLflow metric names: roc_auc, logistic_regression.brier, calibration.ece_before, ..."""
     flat: dict[str, float] = {}
     for name, value in metrics.items():
+        if name == "settings":  # a candidate's settings are parameters, not measurements
+            continue
         if isinstance(value, dict):
             flat.update(flat_metrics(value, f"{prefix}{name}."))
         elif isinstance(value, int | float) and not isinstance(value, bool):

@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -169,19 +170,17 @@ def fit_calibrated(
 
 
 def cross_validated_auc(table: LeadTable, options: TrainOptions = TrainOptions(), folds: int = 5) -> list[float]:
-    """ROC AUC per fold of stratified k-fold cross-validation: a steadier estimate on small tables."""
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, train_test_split
-
-    y = table.converted.astype(int)
-    scores = []
-    for training, test in StratifiedKFold(folds, shuffle=True, random_state=options.seed).split(table.features, y):
-        fit, early = train_test_split(training, test_size=0.15, stratify=y[training], random_state=options.seed)
-        encoder, model, _ = fit_calibrated(table, fit, early, None, options.booster_params)
-        scores.append(
-            float(roc_auc_score(y[test], model.predict_proba(encoder.transform(table.features.iloc[test]))[:, 1]))
-        )
-    return scores
+    """ROC AUC per fold of the model cross-validation chooses (one shuffle of stratified or time-ordered folds)."""
+    encoder = LeadEncoder(table.kinds).fit(table.features)
+    matrix, y = encoder.transform(table.features), table.converted.astype(int)
+    splits = cv_folds(y, table.time, folds, options.seed, repeats=1)
+    kinds = [table.kinds[name] for name in encoder.feature_names_in_]
+    selection = select_model(matrix, y, splits, kinds, encoder.categorical_indices_, options.seed, options.families)
+    chosen = selection.chosen
+    return [
+        float(roc_auc_score(y[fold.test], chosen.slope * raw + chosen.intercept))
+        for fold, raw in zip(splits.folds, chosen.oof.per_fold, strict=True)
+    ]
 
 
 def fit_cross_validated(table: LeadTable, split: Split, options: TrainOptions, progress: Progress) -> ModelFit:

@@ -172,6 +172,9 @@ def test_model_card_importance_and_profile(client: TestClient, trained: Trained)
     card = client.get("/v1/model").json()
     assert card["version"] == trained.bundle.version
     assert card["metrics"]["roc_auc"] == pytest.approx(trained.bundle.metrics["roc_auc"])
+    assert card["metrics"]["model_family"] == trained.bundle.metrics["model_family"]
+    cv = card["metrics"]["cv"]["metrics"]
+    assert cv["roc_auc"]["mean"] == pytest.approx(trained.bundle.metrics["cv"]["metrics"]["roc_auc"]["mean"])
     assert {f["name"] for f in card["schema"]} == set(trained.bundle.fields)
     assert "email" in card["ignored_fields"]
     importance = client.get("/v1/model/importance").json()["importance"]

@@ -107,6 +107,17 @@ def test_describes_the_champion_from_its_bundle(client: TestClient, trained: Tra
     assert [card["id"] for card in headline["cards"]] == ["auc", "top-decile", "gain", "calibration"]
 
 
+def test_the_ranking_card_says_how_sure_it_is_and_what_a_baseline_reaches(client: TestClient, trained: Trained) -> None:
+    metrics = trained.bundle.metrics
+    cv_auc = metrics["cv"]["metrics"]["roc_auc"]
+    headline = _dashboard(client)["headline"]
+    note = headline["cards"][0]["note"]
+    assert f"{cv_auc['mean']:.2f} ± {cv_auc['sd']:.2f}" in note
+    assert f"simple logistic regression reaches {metrics['baselines']['logistic_regression']['roc_auc']:.2f}" in note
+    assert headline["model_family"] == metrics["model_family"]
+    assert headline["cross_validation"]["log_loss"]["sd"] > 0
+
+
 def test_grades_carry_their_thresholds_and_expected_conversion(client: TestClient, trained: Trained) -> None:
     table = trained.bundle.grades["table"]
     grades = _dashboard(client)["grades"]

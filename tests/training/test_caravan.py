@@ -24,7 +24,7 @@ def caravan() -> pd.DataFrame:
 def test_caravan_five_fold_auc(caravan: pd.DataFrame) -> None:
     scores = cross_validated_auc(prepare_leads(caravan, read_spec(CARAVAN_SPEC)), folds=5)
     assert len(scores) == 5
-    assert np.mean(scores) >= 0.72, scores
+    assert np.mean(scores) >= 0.74, scores
 
 
 def test_caravan_trains_end_to_end(training_env: TrainingEnv) -> None:

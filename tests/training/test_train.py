@@ -32,6 +32,9 @@ def test_summary_tells_the_analyst_everything(trained: Trained) -> None:
         str(trained.bundle_dir),
         "MLflow: run",
         "promoted to champion",
+        "chosen by 5 time-ordered expanding-window folds on out-of-fold log loss",
+        "cross-validation: ROC AUC",
+        "out-of-fold ECE",
     ):
         assert fragment in out, fragment
 
@@ -153,6 +156,10 @@ def test_mlflow_has_the_run_the_model_and_the_aliases(trained: Trained) -> None:
     run = client.get_run(registered["run_id"])
     assert run.data.metrics["roc_auc"] == pytest.approx(trained.bundle.metrics["roc_auc"])
     assert "logistic_regression.roc_auc" in run.data.metrics
+    cv_auc = trained.bundle.metrics["cv"]["metrics"]["roc_auc"]
+    assert run.data.metrics["cv.metrics.roc_auc.mean"] == pytest.approx(cv_auc["mean"])
+    assert run.data.metrics["cv.metrics.roc_auc.sd"] == pytest.approx(cv_auc["sd"])
+    assert run.data.params["model_family"] == trained.bundle.metrics["model_family"]
     assert run.data.tags["leadscore.bundle_version"] == trained.bundle.version
     assert run.data.tags["leadscore.promotion"] == "promoted"
     artifacts = {a.path for a in client.list_artifacts(registered["run_id"], "bundle/plots")}
