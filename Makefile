@@ -8,7 +8,7 @@ ROWS ?= 20000
 SAMPLE ?= data/sample/leads.csv
 SPEC ?= data/specs/sample.yaml
 MODELS ?= models
-BENCHMARKS ?= bench/train.py bench/serve.py bench/fuzz.py bench/poison.py
+BENCHMARKS ?= bench/train.py bench/serve.py bench/quality.py bench/fuzz.py bench/poison.py bench/spark.py
 SOAK_SECONDS ?= 600
 
 .PHONY: run test lint bench soak install install-dev requirements image clean
@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml requirements/runtime.txt | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml requirements/runtime.txt | $(BIN)/python
-	$(BIN)/pip install -q -c requirements/runtime.txt -e ".[dev]"
+	$(BIN)/pip install -q -c requirements/runtime.txt -e ".[dev,spark]"
 	# the CoIL 2000 Caravan data ships in this package; its own dependencies are not needed
 	$(BIN)/pip install -q --no-deps "islp>=0.4,<1"
 	touch $@ $(VENV)/.installed

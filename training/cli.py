@@ -121,13 +121,33 @@ def train(
 @app.command()
 @one_line_errors
 def score(
-    model: Annotated[Path, typer.Option("--model", help="Bundle directory, e.g. models/champion.")],
-    data: Annotated[Path, typer.Option("--data", help="Leads to score: CSV or Parquet.")],
-    out: Annotated[Path, typer.Option("--out", help="Scores: .csv or .parquet.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", help="Bundle directory, e.g. models/champion; with --engine spark also models:/NAME@ALIAS."
+        ),
+    ],
+    data: Annotated[Path, typer.Option("--data", help="Leads to score: CSV or Parquet (with spark: or a folder).")],
+    out: Annotated[Path, typer.Option("--out", help="Scores: .csv or .parquet (with spark: a folder of parts).")],
     chunk_rows: Annotated[int, typer.Option(min=1, help="Leads read and scored at a time.")] = 100_000,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    engine: Annotated[
+        str, typer.Option(help="local: in this process; spark: the registered MLflow model on a Spark cluster.")
+    ] = "local",
+    master: Annotated[
+        str | None, typer.Option(help="Spark master (default: LEADSCORE_SPARK_MASTER or local[*]).")
+    ] = None,
 ) -> None:
-    """Score a whole file in chunks: id, probability, grade and percentile per lead."""
+    """Score a whole file: id, probability, grade and percentile per lead."""
+    if engine == "spark":
+        from training.settings import get_training_settings
+        from training.spark import score_on_spark
+
+        report = score_on_spark(model, data, out, master, get_training_settings().mlflow_tracking_uri)
+        typer.echo(f"scored {report.rows:,} leads with model {report.model_version} on {report.master} into {out}")
+        return
+    if engine != "local":
+        raise LeadscoreError(f"--engine {engine!r} must be local or spark")
     from training.batch import score_file
     from training.bundle import load_bundle
 

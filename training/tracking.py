@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,23 @@ from training.errors import LeadscoreError
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 BUNDLE_ARTIFACT_DIR = "bundle"
-# MLflow stores scikit-learn models with skops, which loads only types declared safe.
-SKOPS_TRUSTED_TYPES = [
-    "collections.OrderedDict",
-    "lightgbm.basic.Booster",
-    "training.additive.BinnedLogistic",
-    "training.model.CalibratedBlend",
-    "training.model.CalibratedBooster",
-    "training.model.LeadEncoder",
-]
+# What the registered model imports to load and score, pinned to the versions that wrote the bundle; the
+# leadscore code itself travels with the model (code_paths).
+MODEL_REQUIREMENTS = (
+    "mlflow",
+    "cloudpickle",
+    "scikit-learn",
+    "lightgbm",
+    "lleaves",
+    "llvmlite",
+    "numpy",
+    "pandas",
+    "scipy",
+    "joblib",
+    "pyarrow",
+    "PyYAML",
+    "pydantic",
+)
 
 
 @dataclass(frozen=True)
@@ -90,10 +99,8 @@ def log_training_run(
     registered_name: str,
     artifact_root: str | None = None,
 ) -> TrackedRun:
-    """Log params, metrics, reports, plots, the bundle and the pipeline; register it as challenger."""
+    """Log params, metrics, reports, plots and the bundle; register the bundle as a pyfunc model, the challenger."""
     import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
 
     experiment_id = connect(tracking_uri, experiment, artifact_root)
     try:
@@ -102,17 +109,7 @@ def log_training_run(
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_metrics(flat_metrics(bundle.metrics))
             mlflow.log_artifacts(str(bundle_dir), artifact_path=BUNDLE_ARTIFACT_DIR)
-            example = _nullable_numbers(example)
-            signature = infer_signature(example, bundle.predict_proba(example))
-            info = mlflow.sklearn.log_model(
-                bundle.pipeline,
-                name="model",
-                signature=signature,
-                input_example=example.head(5),
-                registered_model_name=registered_name,
-                pip_requirements=_pip_requirements(bundle),
-                skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            )
+            info = log_pyfunc_model(bundle, bundle_dir, example, registered_name)
         client = mlflow.MlflowClient()
         version = str(info.registered_model_version)
         client.set_model_version_tag(registered_name, version, "leadscore.bundle_version", bundle.version)
@@ -124,15 +121,67 @@ def log_training_run(
     return TrackedRun(run.info.run_id, experiment_id, registered_name, version, tracking_uri)
 
 
-def _nullable_numbers(example: pd.DataFrame) -> pd.DataFrame:
-    """Integers become floats in the signature: any lead field may be missing at scoring time."""
-    integers = [c for c in example.columns if pd.api.types.is_integer_dtype(example[c])]
-    return example.astype(dict.fromkeys(integers, "float64"))
+def log_pyfunc_model(bundle: Bundle, bundle_dir: Path, example: pd.DataFrame, registered_name: str | None = None):
+    """The bundle as the run's pyfunc model: what `mlflow.pyfunc.load_model`, Spark and `mlflow models serve` load."""
+    import mlflow.pyfunc
+
+    from service.pyfunc import BUNDLE_ARTIFACT, LeadscoreModel, model_signature
+
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=LeadscoreModel(),
+        artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
+        code_paths=code_paths(),
+        signature=model_signature(bundle),
+        input_example=example.head(5),
+        registered_model_name=registered_name,
+        pip_requirements=model_requirements(bundle),
+    )
 
 
-def _pip_requirements(bundle: Bundle) -> list[str]:
-    names = ("scikit-learn", "lightgbm", "numpy", "pandas")
-    return [f"{name}=={bundle.versions[name]}" for name in names if bundle.versions.get(name, "unknown") != "unknown"]
+def save_pyfunc_model(bundle_dir: Path, path: Path, typed: bool = False) -> Path:
+    """The same pyfunc model written to a folder, for a bundle that was never registered (Spark scoring)."""
+    import mlflow.pyfunc
+
+    from service.pyfunc import BUNDLE_ARTIFACT, LeadscoreModel, model_signature
+    from training.bundle import load_bundle
+
+    quiet_mlflow()
+    bundle = load_bundle(bundle_dir)
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=LeadscoreModel(),
+        artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
+        code_paths=code_paths(),
+        signature=model_signature(bundle, typed),
+        pip_requirements=model_requirements(bundle),
+    )
+    return path
+
+
+def code_paths() -> list[str]:
+    """The training and service packages, shipped inside the model so it loads without leadscore installed."""
+    import service
+    import training
+
+    return [str(Path(package.__file__).parent) for package in (training, service)]
+
+
+def model_requirements(bundle: Bundle) -> list[str]:
+    """Pinned: the pickled estimators load only with the library versions that wrote them."""
+    pins = []
+    for name in MODEL_REQUIREMENTS:
+        version = bundle.versions.get(name) or _installed(name)
+        if version and version != "unknown":
+            pins.append(f"{name}=={version}")
+    return pins
+
+
+def _installed(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def set_alias(tracking_uri: str, registered_name: str, alias: str, version: str) -> None:

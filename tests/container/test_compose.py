@@ -1,4 +1,4 @@
-"""compose.yaml wires the service to PostgreSQL and MLflow, declares its volumes, and its MLflow server really runs."""
+"""compose.yaml runs two replicas behind nginx, wired to PostgreSQL and MLflow; its MLflow server really runs."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from training.settings import TrainingSettings
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose.yaml"
 DEPLOYMENT = {"POSTGRES_PASSWORD": "s3cret-pw", "LEADSCORE_API_KEYS": "team-key-1,team-key-2"}
+REPLICAS = ("leadscore-a", "leadscore-b")
 _VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:\?|\?|:-|-)(?P<arg>[^}]*))?\}")
 
 
@@ -89,17 +90,51 @@ def image_env() -> dict[str, str]:
     return dict(pair for instruction in final.all("ENV") for pair in env_pairs(instruction))
 
 
-def test_three_services_from_two_images(compose: dict[str, Any]) -> None:
+def test_two_replicas_a_proxy_and_their_stores(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"leadscore", "postgres", "mlflow"}
+    assert set(services) == {*REPLICAS, "proxy", "postgres", "mlflow"}
     assert services["postgres"]["image"] == "postgres:15"
+    assert services["proxy"]["image"].startswith("nginx:")
     # MLflow runs from the service's own image: the same pinned mlflow as training, with the psycopg driver
-    for name in ("leadscore", "mlflow"):
+    for name in (*REPLICAS, "mlflow"):
         assert services[name]["build"] == "." and services[name]["image"] == "leadscore:latest"
+    first, second = (services[name] for name in REPLICAS)
+    assert first["environment"] == second["environment"], "replicas differ only in their private volumes"
 
 
-def test_the_score_log_goes_to_the_postgres_service(compose: dict[str, Any]) -> None:
-    url = make_url(service_env(compose, "leadscore")["LEADSCORE_DATABASE_URL"])
+def nginx_config(compose: dict[str, Any]) -> str:
+    """The proxy's configuration as nginx reads it: compose turns $$ into $."""
+    (mounted,) = compose["services"]["proxy"]["configs"]
+    assert mounted["target"].startswith("/etc/nginx/conf.d/") and mounted["target"].endswith(".conf")
+    raw = compose["configs"][mounted["source"]]["content"]
+    assert not re.search(r"(?<!\$)\$(?!\$)\w", raw), "a bare $variable would be replaced by compose"
+    return raw.replace("$$", "$")
+
+
+def test_the_proxy_spreads_requests_over_both_replicas_and_is_the_only_door(compose: dict[str, Any]) -> None:
+    config = nginx_config(compose)
+    upstream = re.search(r"upstream (\w+) \{(.*?)\}", config, re.S)
+    assert upstream, config
+    servers = re.findall(r"server ([\w-]+):(\d+)", upstream.group(2))
+    port = image_env()["LEADSCORE_PORT"]
+    assert sorted(servers) == sorted((name, port) for name in REPLICAS)
+    assert f"proxy_pass http://{upstream.group(1)};" in config
+    assert "proxy_next_upstream error timeout" in config, "a replica that is down is skipped"
+    listen = re.search(r"listen (\d+);", config).group(1)
+    services = compose["services"]
+    assert services["proxy"]["ports"][0].endswith(f":{listen}")
+    for name in REPLICAS:
+        assert "ports" not in services[name], f"{name} is reached through the proxy only"
+    assert {name: need["condition"] for name, need in services["proxy"]["depends_on"].items()} == dict.fromkeys(
+        REPLICAS, "service_healthy"
+    )
+    body_limit = re.search(r"client_max_body_size (\d+)m;", config)
+    assert body_limit and int(body_limit.group(1)) * 1024 * 1024 >= 16 * 1024 * 1024, "the service's own limit"
+
+
+@pytest.mark.parametrize("replica", REPLICAS)
+def test_the_score_log_goes_to_the_postgres_service(compose: dict[str, Any], replica: str) -> None:
+    url = make_url(service_env(compose, replica)["LEADSCORE_DATABASE_URL"])
     postgres = service_env(compose, "postgres")
     assert url.drivername == "postgresql+psycopg"
     assert (url.host, url.port) == ("postgres", 5432)
@@ -120,8 +155,9 @@ def test_mlflow_keeps_its_runs_in_its_own_postgres_database(compose: dict[str, A
     assert re.search(rf"CREATE DATABASE {url.database} OWNER {postgres['POSTGRES_USER']};", script)
 
 
-def test_the_service_tracks_with_and_loads_from_the_mlflow_service(compose: dict[str, Any]) -> None:
-    env = service_env(compose, "leadscore")
+@pytest.mark.parametrize("replica", REPLICAS)
+def test_the_service_tracks_with_and_loads_from_the_mlflow_service(compose: dict[str, Any], replica: str) -> None:
+    env = service_env(compose, replica)
     command = compose["services"]["mlflow"]["command"]
     assert command[:2] == ["mlflow", "server"] and option(command, "--host") == "0.0.0.0"
     tracking = make_url(env["LEADSCORE_MLFLOW_TRACKING_URI"].replace("http://", "http+x://"))
@@ -140,26 +176,30 @@ def test_volumes_are_declared_and_cover_every_kind_of_state(compose: dict[str, A
     assert "/var/lib/postgresql/data" in mounts(services["postgres"])
     artifacts = service_env(compose, "mlflow")["MLFLOW_ARTIFACTS_DESTINATION"]
     assert any(artifacts.startswith(path + "/") for path in mounts(services["mlflow"]))
-    service_mounts = mounts(services["leadscore"])
-    for volume in image_volumes():
-        assert volume in service_mounts, f"the image's volume {volume} is not mounted for the service"
+    for replica in REPLICAS:
+        service_mounts = mounts(services[replica])
+        for volume in image_volumes():
+            assert volume in service_mounts, f"the image's volume {volume} is not mounted for {replica}"
+    # the registry download and the compiled-trees cache are written by each replica: never shared
+    first, second = (set(mounts(services[name]).values()) for name in REPLICAS)
+    assert not first & second
 
 
 def test_every_service_is_health_checked_and_waits_for_what_it_needs(compose: dict[str, Any]) -> None:
     services = compose["services"]
     for name, service in services.items():
         assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), f"{name} has no health check"
-    assert "/healthz" in services["leadscore"]["healthcheck"]["test"][-1]
-    assert "LEADSCORE_PORT" in services["leadscore"]["healthcheck"]["test"][-1]
     assert "/health" in services["mlflow"]["healthcheck"]["test"][-1]
+    assert "/healthz" in services["proxy"]["healthcheck"]["test"][-1]
     assert services["mlflow"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    needs = services["leadscore"]["depends_on"]
-    assert {name: need["condition"] for name, need in needs.items()} == {
-        "postgres": "service_healthy",
-        "mlflow": "service_healthy",
-    }
-    published = services["leadscore"]["ports"][0]
-    assert published.endswith(":" + image_env()["LEADSCORE_PORT"])
+    for replica in REPLICAS:
+        assert "/healthz" in services[replica]["healthcheck"]["test"][-1]
+        assert "LEADSCORE_PORT" in services[replica]["healthcheck"]["test"][-1]
+        needs = services[replica]["depends_on"]
+        assert {name: need["condition"] for name, need in needs.items()} == {
+            "postgres": "service_healthy",
+            "mlflow": "service_healthy",
+        }
 
 
 @pytest.mark.parametrize("secret", sorted(DEPLOYMENT))
@@ -239,7 +279,7 @@ def test_the_mlflow_service_runs_on_postgres_and_hands_the_champion_to_the_servi
         assert trained.returncode == 0, trained.stdout + trained.stderr
         champion = load_bundle(tmp_path / "models" / "champion")
 
-        leadscore_env = service_env(compose, "leadscore")
+        leadscore_env = service_env(compose, REPLICAS[0])
         settings = ServiceSettings(
             model_uri=leadscore_env["LEADSCORE_MODEL_URI"],
             mlflow_tracking_uri=url,

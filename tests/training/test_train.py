@@ -177,8 +177,9 @@ def test_mlflow_has_the_run_the_model_and_the_aliases(trained: Trained) -> None:
     assert str(model.aliases["champion"]) == registered["registered_version"]
 
 
-def test_registered_pipeline_loads_and_scores_like_the_bundle(trained: Trained, sample_leads: pd.DataFrame) -> None:
+def test_registered_model_loads_and_scores_like_the_bundle(trained: Trained, sample_leads: pd.DataFrame) -> None:
     mlflow.set_tracking_uri(trained.env.tracking_uri)
-    loaded = mlflow.sklearn.load_model("models:/leadscore@champion")
-    rows = sample_leads[trained.bundle.fields].head(50)
-    np.testing.assert_allclose(loaded.predict_proba(rows)[:, 1], trained.bundle.predict_proba(rows), rtol=0, atol=1e-12)
+    loaded = mlflow.pyfunc.load_model("models:/leadscore@champion")
+    rows = sample_leads.head(50)
+    expected = trained.bundle.predict_proba(rows[trained.bundle.fields])
+    np.testing.assert_allclose(loaded.predict(rows)["probability"], expected, rtol=0, atol=1e-12)
