@@ -40,7 +40,7 @@ from training.profile import Profile, profile_best_customers
 from training.reference import reference_statistics
 from training.registry import GateDecision, PairedFolds, paired_gate, promote, quality_gate, record_registration
 from training.schema import input_schema
-from training.selection import LIGHTGBM_GRID, Selection, refit, select_model
+from training.selection import Selection, refit, select_model
 from training.settings import TrainingSettings
 from training.spec import DatasetSpec, read_spec
 from training.split import Split, split_holdout, split_leads
@@ -195,7 +195,7 @@ def fit_cross_validated(table: LeadTable, split: Split, options: TrainOptions, p
     folds = cv_folds(y_dev, time, options.folds, options.seed)
     progress(f"cross-validation: {folds.describe()} over {len(development):,} development leads")
     kinds = [table.kinds[name] for name in encoder.feature_names_in_]
-    grid = [options.booster_params] if options.booster_params else LIGHTGBM_GRID
+    grid = [options.booster_params] if options.booster_params else None  # None: the size-scaled search budget
     selection = select_model(
         matrix, y_dev, folds, kinds, encoder.categorical_indices_, options.seed, options.families, progress, grid
     )
