@@ -1,11 +1,12 @@
-"""The bundle as an MLflow pyfunc model: MLflow, Spark and `mlflow models serve` score with the service's scorer.
+"""The bundle as an MLflow pyfunc model: MLflow, Spark and `mlflow models serve` score as the service scores.
 
 ``LeadscoreModel`` loads the bundle logged beside it (checksum and library versions verified, example leads
-re-scored) and answers through ``service.scorer.Scorer``, the code that serves HTTP requests, so whatever model
-family the bundle holds, every way of loading the registered model returns the served probability, grade,
-percentile and reasons. A lead table's columns are first read as the service's request validation would read
-JSON: numbers from integers or floats, booleans from true/false or the usual words, categories as text or codes.
-"""
+re-scored) and builds the service's scorer on it. With reasons it answers through ``service.scorer.Scorer``,
+the code that serves HTTP requests; without, it scores column by column with the scorer's engine as
+`leadscore score` does (``training.batch.score_frame``), building no reply per lead. Both return the served
+probability, grade and percentile, whatever model family the bundle holds. A lead table's columns are first
+read as the service's request validation would read JSON: numbers from integers or floats, booleans from
+true/false or the usual words, categories as text or codes."""
 
 from __future__ import annotations
 
