@@ -2,9 +2,9 @@
 
 - `leadscore score` (in process, compiled trees on 2 threads) is the baseline; it runs twice and the second
   run, with the trees cached, is kept.
-- `leadscore score --engine spark --master local[2]`: the bundle packed as the registered pyfunc model
-  (typed fields), scored through `mlflow.pyfunc.spark_udf`; then the registered model itself (fields of any
-  type, as `mlflow.pyfunc.load_model("models:/leadscore@champion")` gives it). Wall time of each command,
+- `leadscore score --engine spark --master local[2]`: a bundle folder, then the registered model
+  `models:/leadscore@champion`; both are packed as the pyfunc model with typed fields and scored through
+  `mlflow.pyfunc.spark_udf`. Wall time of each command,
   JVM start and model loading included; outputs compared lead by lead with the baseline.
 - Where a Spark worker's time goes: the same steps timed one by one in this process on 100,000 leads shaped as
   Spark hands them over.
@@ -64,7 +64,8 @@ def worker_profile(bundle_dir: Path, data: Path, work: Path) -> list[list[str]]:
     import pandas as pd
     from mlflow.models.utils import _enforce_schema
 
-    from service.pyfunc import lead_columns, model_signature
+    from service.pyfunc import lead_columns, lead_frame, model_signature
+    from training.batch import score_frame
     from training.bundle import load_bundle
     from training.tracking import save_pyfunc_model
 
@@ -72,8 +73,8 @@ def worker_profile(bundle_dir: Path, data: Path, work: Path) -> list[list[str]]:
     kinds = {f.name: f.kind for f in bundle.schema}
     columns = [bundle.spec["id"], *bundle.fields]
     frame = pd.read_csv(data, nrows=PROFILE_ROWS, usecols=columns)
-    # as Spark hands it over: numbers as doubles, true/false as booleans, text as text
-    frame = frame.astype({name: "float64" for name, kind in kinds.items() if kind == "numeric"})
+    # as Spark hands it over: numbers as doubles, everything else as Python objects (text, true/false)
+    frame = frame.astype({name: "float64" if kinds.get(name) == "numeric" else object for name in columns})
     scorer = mlflow.pyfunc.load_model(str(save_pyfunc_model(bundle_dir, work / "profile-model", typed=True)))
     scorer = scorer.unwrap_python_model().scorer
     steps = []
@@ -92,10 +93,14 @@ def worker_profile(bundle_dir: Path, data: Path, work: Path) -> list[list[str]]:
         lambda: _enforce_schema(frame, model_signature(bundle).inputs),
     )
     prepared = {}
-    step("columns read as the service's validation does", lambda: prepared.update(lead_columns(scorer, frame)))
+    step("fields read as the service's validation does", lambda: prepared.update(frame=lead_frame(scorer, frame)))
     step(
-        "Scorer.score_columns (encode, trees, grades, replies)",
-        lambda: scorer.score_columns(prepared, len(frame), "none"),
+        "encode, trees, grade, percentile (score_frame, as leadscore score)",
+        lambda: score_frame(bundle, prepared["frame"], scorer.engine),
+    )
+    step(
+        "for comparison: Scorer.score_columns (a reply per lead; reasons)",
+        lambda: scorer.score_columns(lead_columns(scorer, frame), len(frame), "none"),
     )
     return steps
 
@@ -119,8 +124,8 @@ def main() -> None:
     results = {"rows": ROWS, "local_seconds": local_s}
     spark = [*score, "--engine", "spark", "--master", MASTER]
     for label, model, key in (
-        (f"Spark {MASTER}, bundle packed as pyfunc (typed fields)", str(bundle_dir), "spark_typed"),
-        (f"Spark {MASTER}, registered model {model_uri}", model_uri, "spark_registered"),
+        (f"Spark {MASTER}, --model bundle folder", str(bundle_dir), "spark_typed"),
+        (f"Spark {MASTER}, --model {model_uri}", model_uri, "spark_registered"),
     ):
         out = work / key
         seconds = timed([*spark, "--model", model, "--out", str(out)], env)

@@ -1,11 +1,12 @@
-"""The bundle as an MLflow pyfunc model: MLflow, Spark and `mlflow models serve` score with the service's scorer.
+"""The bundle as an MLflow pyfunc model: MLflow, Spark and `mlflow models serve` score as the service scores.
 
 ``LeadscoreModel`` loads the bundle logged beside it (checksum and library versions verified, example leads
-re-scored) and answers through ``service.scorer.Scorer``, the code that serves HTTP requests, so whatever model
-family the bundle holds, every way of loading the registered model returns the served probability, grade,
-percentile and reasons. A lead table's columns are first read as the service's request validation would read
-JSON: numbers from integers or floats, booleans from true/false or the usual words, categories as text or codes.
-"""
+re-scored) and builds the service's scorer on it. With reasons it answers through ``service.scorer.Scorer``,
+the code that serves HTTP requests; without, it scores column by column with the scorer's engine as
+`leadscore score` does (``training.batch.score_frame``), building no reply per lead. Both return the served
+probability, grade and percentile, whatever model family the bundle holds. A lead table's columns are first
+read as the service's request validation would read JSON: numbers from integers or floats, booleans from
+true/false or the usual words, categories as text or codes."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from service.scorer import Scorer
+from training.batch import score_frame
 from training.bundle import Bundle, BundleError, load_bundle, smoke_test
 from training.errors import LeadscoreError
 from training.model import BOOLEAN_CODES
@@ -73,18 +75,26 @@ def reasons_param(params: dict[str, Any] | None) -> str:
 def score_leads(scorer: Scorer, leads: pd.DataFrame, reasons: str = "none") -> pd.DataFrame:
     """Score a table of leads as the service scores them; columns the model does not know are ignored."""
     leads = pd.DataFrame(leads)
-    count = len(leads)
-    columns = lead_columns(scorer, leads)
-    scored = scorer.score_columns(columns, count, reasons).results if count else []
-    out: dict[str, Any] = {}
+    scored = scores(scorer, leads) if reasons == "none" else scores_with_reasons(scorer, leads, reasons)
     if scorer.id_field and scorer.id_field in leads.columns:
-        out["lead_id"] = [result["lead_id"] for result in scored]
+        scored.insert(0, "lead_id", lead_ids(leads[scorer.id_field]))
+    return scored
+
+
+def scores(scorer: Scorer, leads: pd.DataFrame) -> pd.DataFrame:
+    """Probability, grade and percentile computed column by column, as `leadscore score` computes them."""
+    return score_frame(scorer.bundle, lead_frame(scorer, leads), scorer.engine)
+
+
+def scores_with_reasons(scorer: Scorer, leads: pd.DataFrame, reasons: str) -> pd.DataFrame:
+    """The scorer's replies, reasons and base value included, as columns."""
+    scored = scorer.score_columns(lead_columns(scorer, leads), len(leads), reasons).results if len(leads) else []
+    out: dict[str, Any] = {}
     out["probability"] = np.array([result["probability"] for result in scored], dtype=float)
     out["grade"] = [result["grade"] for result in scored]
     out["percentile"] = np.array([result["percentile"] for result in scored], dtype=float)
-    if reasons != "none":
-        out["reasons"] = [result["reasons"] for result in scored]
-        out["base_value"] = np.array([result["base_value"] for result in scored], dtype=float)
+    out["reasons"] = [result["reasons"] for result in scored]
+    out["base_value"] = np.array([result["base_value"] for result in scored], dtype=float)
     return pd.DataFrame(out, index=leads.index)
 
 
@@ -106,6 +116,22 @@ def lead_columns(scorer: Scorer, leads: pd.DataFrame) -> dict[str, list[Any]]:
     return columns
 
 
+def lead_frame(scorer: Scorer, leads: pd.DataFrame) -> pd.DataFrame:
+    """The model's fields found in the table, read as request validation would read them, for the bundle's
+    encoder: numbers as floats, booleans as 1/0, missing as NaN; categories as they are (the encoder trims
+    text, reads 33, 33.0 and "33" as one level, and scores placeholders and unseen levels as missing)."""
+    kinds = dict(zip(scorer.fields, scorer.kinds, strict=True))
+    columns: dict[str, Any] = {}
+    for name in (field for field in scorer.fields if field in leads.columns):
+        if kinds[name] == "numeric":
+            columns[name] = number_array(name, without_placeholders(leads[name], scorer.placeholders[name]))
+        elif kinds[name] == "boolean":
+            columns[name] = boolean_array(name, without_placeholders(leads[name], scorer.placeholders[name]))
+        else:
+            columns[name] = leads[name]
+    return pd.DataFrame(columns, index=leads.index)
+
+
 def without_placeholders(column: pd.Series, placeholders: frozenset[str]) -> pd.Series:
     """A number's or boolean's declared placeholders ('n/a') read as missing, as the service scores them."""
     if not placeholders or pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
@@ -120,35 +146,47 @@ def _with_none(values: np.ndarray, missing: np.ndarray) -> list[Any]:
     return out.tolist()
 
 
-def numbers(name: str, column: pd.Series) -> list[float | None]:
-    """Floats from integer, float or numeric-text columns; missing and infinite values are scored as missing."""
+def number_array(name: str, column: pd.Series) -> np.ndarray:
+    """Floats from integer, float or numeric-text columns; missing values are NaN."""
     if pd.api.types.is_bool_dtype(column):
         raise LeadInputError(f"column {name!r} holds true/false values; the model reads it as a number")
     if pd.api.types.is_numeric_dtype(column):
-        values = column.to_numpy(dtype=float, na_value=np.nan)
-    else:
-        present = column.notna()
-        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        unreadable = present.to_numpy() & np.isnan(values)
-        if unreadable.any():
-            sample = str(column[unreadable].iloc[0])[:_SAMPLE_CHARS]
-            raise LeadInputError(f"column {name!r} must hold numbers; found {sample!r}")
+        return column.to_numpy(dtype=float, na_value=np.nan)
+    present = column.notna()
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    unreadable = present.to_numpy() & np.isnan(values)
+    if unreadable.any():
+        sample = str(column[unreadable].iloc[0])[:_SAMPLE_CHARS]
+        raise LeadInputError(f"column {name!r} must hold numbers; found {sample!r}")
+    return values
+
+
+def numbers(name: str, column: pd.Series) -> list[float | None]:
+    """Numbers as the service's validation hands them over; missing and infinite values are scored as missing."""
+    values = number_array(name, column)
     return _with_none(values, ~np.isfinite(values))
 
 
-def booleans(name: str, column: pd.Series) -> list[bool | None]:
-    """True/False from booleans, 0/1 or the words the training data accepts (yes/no, true/false, ...)."""
+def boolean_array(name: str, column: pd.Series) -> np.ndarray:
+    """1.0/0.0 from booleans, 0/1 or the words the training data accepts (yes/no, true/false, ...); missing NaN."""
     missing = column.isna().to_numpy()
-    if pd.api.types.is_bool_dtype(column) and not missing.any():
-        return column.astype(bool).tolist()
     present = column[~missing]
-    codes = present.map(lambda value: BOOLEAN_CODES.get(str(value).strip().lower()))
-    if codes.isna().any():
-        sample = str(present[codes.isna()].iloc[0])[:_SAMPLE_CHARS]
+    if pd.api.types.infer_dtype(present, skipna=False) == "boolean":  # true/false only: no text to read
+        codes = present.to_numpy(dtype=float)
+    else:
+        codes = present.map(lambda value: BOOLEAN_CODES.get(str(value).strip().lower())).to_numpy(dtype=float)
+    if np.isnan(codes).any():
+        sample = str(present[np.isnan(codes)].iloc[0])[:_SAMPLE_CHARS]
         raise LeadInputError(f"column {name!r} must hold true/false (or yes/no, 1/0); found {sample!r}")
-    out = np.full(len(column), None, dtype=object)
-    out[~missing] = codes.to_numpy(dtype=float) == 1.0
-    return out.tolist()
+    out = np.full(len(column), np.nan)
+    out[~missing] = codes
+    return out
+
+
+def booleans(name: str, column: pd.Series) -> list[bool | None]:
+    """True/False as the service's validation hands them over; missing: None."""
+    codes = boolean_array(name, column)
+    return _with_none(codes == 1.0, np.isnan(codes))
 
 
 def categories(column: pd.Series) -> list[Any]:

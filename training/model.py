@@ -70,6 +70,26 @@ def one_category_text(value: object) -> object:
     return str(value).strip()
 
 
+def category_codes(column: pd.Series, levels: list[str]) -> np.ndarray:
+    """Each value's position in the levels, read as ``category_text`` reads it; NaN when missing or unseen.
+
+    Levels are ``category_text``'s texts, so a value of an object column found among them as it is needs no
+    normalising: it is looked up by hash, and only the rest (numbers, untrimmed text, unseen levels) is
+    normalised first, as the service's scorer does lead by lead.
+    """
+    if not pd.api.types.is_object_dtype(column):
+        return _codes(pd.Categorical(category_text(column), categories=levels).codes)
+    codes = pd.Index(levels, dtype=object).get_indexer(column)
+    rest = np.flatnonzero((codes < 0) & column.notna().to_numpy())
+    if len(rest):
+        codes[rest] = pd.Categorical(category_text(column.iloc[rest]), categories=levels).codes
+    return _codes(codes)
+
+
+def _codes(codes: np.ndarray) -> np.ndarray:
+    return np.where(codes < 0, np.nan, codes).astype(float)
+
+
 def boolean_values(column: pd.Series) -> np.ndarray:
     """1.0 / 0.0 / NaN from real booleans, 0/1, or words such as yes/no and true/false."""
     if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
@@ -141,8 +161,7 @@ class LeadEncoder(TransformerMixin, BaseEstimator):
             return numeric_values(column)
         if kind == "boolean":
             return boolean_values(column)
-        codes = pd.Categorical(category_text(column), categories=self.categories_[name]).codes
-        return np.where(codes < 0, np.nan, codes).astype(float)
+        return category_codes(column, self.categories_[name])
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return self.feature_names_in_

@@ -1,7 +1,8 @@
 """Warehouse-scale batch scoring on Spark, through the registered MLflow model (``mlflow.pyfunc.spark_udf``).
 
 The pyfunc model wraps the bundle and scores with the service's scorer, so every executor computes what the
-service would. A bundle folder that was never registered is packed into the same pyfunc model first.
+service would. The bundle, from a folder or as a registered model holds it, is packed into the same pyfunc
+model with typed fields first.
 CSV is read with the model's numeric fields as doubles and everything else as text (no schema-inference pass
 over the data); Parquet keeps its own types, numbers cast to double. Scores are written as Parquet parts.
 """
@@ -59,20 +60,39 @@ def require_pyspark() -> None:
 
 @contextmanager
 def pyfunc_model_uri(model: str, tracking_uri: str) -> Iterator[str]:
-    """A registry URI as it is; a bundle folder packed into the registered model's pyfunc form, in a temp folder."""
+    """The bundle packed into the registered model's pyfunc form with typed fields, in a temp folder: a bundle
+    folder as it is, a registry URI's as the registered model holds it. Spark has cast every column to its
+    kind's type, so MLflow checks each column once instead of each value of a field of any type."""
     import mlflow
 
     from training.tracking import quiet_mlflow, save_pyfunc_model
 
     quiet_mlflow()
-    if model.startswith(REGISTRY_SCHEMES):
+    registered = model.startswith(REGISTRY_SCHEMES)
+    if registered:
         mlflow.set_tracking_uri(tracking_uri)
-        yield model
-        return
-    if not (Path(model) / "bundle.json").is_file():
+    elif not (Path(model) / "bundle.json").is_file():
         raise LeadscoreError(f"--model {model} is neither a bundle folder nor a models:/NAME@ALIAS registry URI")
     with tempfile.TemporaryDirectory(prefix="leadscore-pyfunc-") as folder:
-        yield str(save_pyfunc_model(Path(model), Path(folder) / "model", typed=True))
+        bundle_dir = registered_bundle(model, Path(folder)) if registered else Path(model)
+        yield str(save_pyfunc_model(bundle_dir, Path(folder) / "model", typed=True))
+
+
+def registered_bundle(model_uri: str, folder: Path) -> Path:
+    """The bundle a registered model holds, downloaded with it; packing it verifies its checksum (``load_bundle``)."""
+    import mlflow
+    from mlflow.models import Model
+
+    from service.pyfunc import BUNDLE_ARTIFACT
+
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(folder / "registered")))
+        artifacts = Model.load(str(local)).flavors.get("python_function", {}).get("artifacts") or {}
+    except Exception as exc:
+        raise LeadscoreError(f"cannot load model {model_uri}: {_first_line(exc)}") from None
+    if BUNDLE_ARTIFACT not in artifacts:
+        raise LeadscoreError(f"{model_uri} is not a leadscore model: it holds no {BUNDLE_ARTIFACT!r} artifact")
+    return local / artifacts[BUNDLE_ARTIFACT]["path"]
 
 
 def model_fields(model_uri: str) -> ModelFields:

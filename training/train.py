@@ -337,10 +337,14 @@ def _run_params(table: LeadTable, split: Split, fitted: ModelFit, options: Train
     }
     if selection is not None:
         settings = selection.chosen.oof.settings
-        flat = settings if selection.chosen.name != "blend" else {
-            **{f"lightgbm.{k}": v for k, v in settings["lightgbm"].items()},
-            **{f"logistic.{k}": v for k, v in settings["logistic"].items()},
-        }
+        flat = (
+            settings
+            if selection.chosen.name != "blend"
+            else {
+                **{f"lightgbm.{k}": v for k, v in settings["lightgbm"].items()},
+                **{f"logistic.{k}": v for k, v in settings["logistic"].items()},
+            }
+        )
         params.update({f"model.{k}": v for k, v in flat.items()})
     if isinstance(model, CalibratedBooster):
         params["best_iteration"] = model.best_iteration_
@@ -548,9 +552,7 @@ def cross_validation_lines(metrics: dict[str, Any]) -> list[str]:
         return [f"model: LightGBM on a single split, Platt-calibrated (holdout ECE before calibration {before:.3f})"]
     figures = cv["metrics"]
     calibration = metrics["calibration"]
-    others = ", ".join(
-        f"{name} {candidate['log_loss']:.4f}" for name, candidate in cv["candidates"].items()
-    )
+    others = ", ".join(f"{name} {candidate['log_loss']:.4f}" for name, candidate in cv["candidates"].items())
     method = calibration["method"]
     losses = cv["calibration"]["cross_fitted_log_loss"]
     applied = (

@@ -85,9 +85,7 @@ def test_single_row_contributions_match_lightgbm(trees: Trained, engine: TreeEng
     booster = trees.bundle.pipeline["model"].booster_
     sample = matrix[::200]
     fast = np.vstack([engine.raw_contributions(row[None, :]) for row in sample])
-    expected = booster.predict(
-        sample, pred_contrib=True, num_iteration=trees.bundle.pipeline["model"].best_iteration_
-    )
+    expected = booster.predict(sample, pred_contrib=True, num_iteration=trees.bundle.pipeline["model"].best_iteration_)
     assert np.max(np.abs(fast - expected)) <= 1e-12
 
 
