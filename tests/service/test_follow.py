@@ -93,3 +93,42 @@ def test_promote_and_rollback_say_when_a_running_service_serves_the_champion(mod
     _cli(models_folder, "promote", models_folder.first, interval="5")
     rolled_back = _cli(models_folder, "rollback", interval="0")
     assert "serves it after a restart or POST /v1/admin/reload" in rolled_back
+
+
+def test_the_train_summary_says_when_a_running_service_serves_the_new_champion(trained: Trained) -> None:
+    assert "promoted to champion" in trained.stdout
+    assert "a running `leadscore serve` following " in trained.stdout and "serves it " in trained.stdout
+
+
+def test_polling_follows_the_registry_alias(
+    make_client: AppFactory, trained: Trained, second_bundle_dir: Path, tmp_path: Path
+) -> None:
+    import mlflow
+
+    from tests.e2e.test_replicas import register
+    from training.registry import promote
+
+    models_dir, tracking_uri = tmp_path / "registered", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    models_dir.mkdir()
+    previous_uri = mlflow.get_tracking_uri()
+    try:
+        first, second = (
+            register(models_dir, source, tracking_uri) for source in (trained.bundle_dir, second_bundle_dir)
+        )
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+    promote(models_dir, first, "first champion")
+    client = make_client(
+        model_uri="models:/leadscore@champion",
+        mlflow_tracking_uri=tracking_uri,
+        model_dir=tmp_path / "replica" / "champion",
+        reload_interval_s=0.2,
+    )
+    assert client.get("/readyz").json()["model_version"] == first
+    promote(models_dir, second, "second champion")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and client.get("/readyz").json()["model_version"] != second:
+        time.sleep(0.05)
+    assert client.get("/readyz").json()["model_version"] == second
+    card = client.get("/v1/model").json()
+    assert card["champion_version"] == second and card["serving_champion"] is True
