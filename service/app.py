@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -18,19 +20,21 @@ from fastapi.responses import JSONResponse
 
 from service import metrics
 from service.auth import PageGate
-from service.champion import ServingModel, champion_location, load_serving_model, resolve_bundle_dir
+from service.champion import ServingModel, champion_location, load_serving_model
 from service.dashboard import router as dashboard_router
 from service.errors import LeadRejected, validation_problems
+from service.follow import ChampionPointer, champion_pointer_or_none
 from service.lane import ScoringLane
 from service.middleware import RequestMetrics
 from service.routes import router
 from service.settings import ServiceSettings, get_service_settings
 from service.store import ScoreStore
-from training.bundle import read_sidecar
 from training.errors import LeadscoreError
 
 log = logging.getLogger("leadscore.service")
 GC_YOUNG_THRESHOLD = 50_000
+# a refused champion is tried again after this long: a download may have failed for a passing reason
+RETRY_REFUSED_AFTER_S = 60.0
 
 
 class ModelHolder:
@@ -67,22 +71,40 @@ async def reload_model(app: FastAPI) -> dict[str, Any]:
         return {"reloaded": True, "model_version": loaded.version, "previous_version": previous, "reason": None}
 
 
-def _champion_version_on_disk(settings: ServiceSettings) -> str | None:
-    try:
-        return read_sidecar(resolve_bundle_dir(settings)).get("version")
-    except LeadscoreError:
-        return None
+@dataclass
+class _Refusal:
+    """The champion the poller last failed to load, so a bad bundle is not reloaded on every check."""
+
+    location: str | None = None
+    at: float = 0.0
+
+    def holds(self, pointer: ChampionPointer) -> bool:
+        return pointer.location == self.location and time.monotonic() - self.at < RETRY_REFUSED_AFTER_S
+
+
+def _serving_location(app: FastAPI) -> str | None:
+    holder: ModelHolder = app.state.models
+    return holder.current.source if holder.current else None
+
+
+async def _follow_champion_once(app: FastAPI, refusal: _Refusal) -> None:
+    """Reload when the link or the registry alias names another bundle than the one serving."""
+    pointer = await asyncio.to_thread(champion_pointer_or_none, app.state.settings)
+    if pointer is None or pointer.location == _serving_location(app) or refusal.holds(pointer):
+        return
+    outcome = await reload_model(app)
+    refusal.location, refusal.at = (None, 0.0) if outcome["reloaded"] else (pointer.location, time.monotonic())
 
 
 async def _poll_for_champion(app: FastAPI, interval_s: float) -> None:
-    """Reload when a new champion appears (LEADSCORE_RELOAD_INTERVAL_S)."""
+    """Follow the champion every LEADSCORE_RELOAD_INTERVAL_S seconds."""
+    refusal = _Refusal()
     while True:
         await asyncio.sleep(interval_s)
-        holder: ModelHolder = app.state.models
-        on_disk = await asyncio.to_thread(_champion_version_on_disk, app.state.settings)
-        serving = holder.current.version if holder.current else None
-        if on_disk and on_disk != serving:
-            await reload_model(app)
+        try:
+            await _follow_champion_once(app, refusal)
+        except Exception:  # the poller must outlive any one bad check
+            log.exception("checking for a new champion failed")
 
 
 @asynccontextmanager

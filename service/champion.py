@@ -17,7 +17,7 @@ from service.settings import ServiceSettings
 from training.bundle import Bundle, BundleError, load_bundle, smoke_test
 from training.errors import LeadscoreError
 
-_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^@/]+)@(?P<alias>[\w-]+)$")
+REGISTRY_URI = re.compile(r"^models:/(?P<name>[^@/]+)@(?P<alias>[\w-]+)$")
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def _download_registered_bundle(uri: str, settings: ServiceSettings) -> Path:
 
     from training.tracking import BUNDLE_ARTIFACT_DIR, quiet_mlflow
 
-    match = _REGISTRY_URI.match(uri)
+    match = REGISTRY_URI.match(uri)
     if not match:
         raise LeadscoreError(f"LEADSCORE_MODEL_URI {uri!r} must look like models:/NAME@ALIAS")
     quiet_mlflow()
@@ -79,7 +79,7 @@ def _download_registered_bundle(uri: str, settings: ServiceSettings) -> Path:
         raise LeadscoreError(
             f"no model at {uri} in {settings.mlflow_tracking_uri}: {str(exc).splitlines()[0]}"
         ) from None
-    cache = Path(settings.model_dir).parent / ".registry" / f"{match['name']}-v{version.version}"
+    cache = registry_cache_dir(settings, match["name"], version.version)
     if not (cache / "bundle.json").is_file():
         staging = cache.with_name(cache.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
@@ -89,6 +89,11 @@ def _download_registered_bundle(uri: str, settings: ServiceSettings) -> Path:
         (staging / BUNDLE_ARTIFACT_DIR).rename(cache)
         shutil.rmtree(staging, ignore_errors=True)
     return cache
+
+
+def registry_cache_dir(settings: ServiceSettings, name: str, registered_version: str) -> Path:
+    """Where a registered version's bundle is kept once downloaded."""
+    return Path(settings.model_dir).parent / ".registry" / f"{name}-v{registered_version}"
 
 
 def load_serving_model(settings: ServiceSettings) -> ServingModel:

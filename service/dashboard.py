@@ -20,6 +20,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from service.auth import ReaderDep
 from service.champion import ServingModel
 from service.charts import charts_for, field_label
+from service.follow import champion_fields
 from service.monitoring import (
     AUC_DROP_AMBER,
     AUC_DROP_RED,
@@ -488,6 +489,7 @@ def dashboard_data(
     except StoreUnavailable as exc:
         error = str(exc)
     payload = dashboard_payload(model, recent, scored, window, recent_leads, error)
+    payload["model"] |= champion_fields(request.app.state.settings, model.version, model.source)
     return Response(
         orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
         media_type="application/json",

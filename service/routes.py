@@ -11,6 +11,7 @@ from service import metrics
 from service.auth import ADMIN_RESPONSES, READER_RESPONSES, READER_SECURITY_OPENAPI, AdminDep, ReaderDep
 from service.champion import ServingModel
 from service.errors import NUL_FREE
+from service.follow import champion_fields
 from service.monitoring import monitoring_report
 from service.schemas import BatchScores, LeadScore, OutcomeIn, OutcomeOut
 from service.scoring import REASON_MODES, admit, confirm_stored, prepare_batch, run_batch, score_one_lead
@@ -129,7 +130,11 @@ def lead_scores(request: Request, lead_id: LeadId) -> dict[str, Any]:
 
 @router.get("/v1/model", dependencies=[ReaderDep], responses={**READER_RESPONSES, **NO_MODEL})
 def model_card(request: Request) -> dict[str, Any]:
-    """Version, creation time, holdout metrics against baselines, grades and the input schema."""
+    """Version, creation time, holdout metrics against baselines, grades and the input schema.
+
+    champion_version is the version the champion link (or registry alias) names now; serving_champion is false and
+    champion_notice says when it will be served while a newly promoted champion is not serving yet.
+    """
     model = serving_model(request)
     bundle = model.bundle
     metrics_summary = {k: v for k, v in bundle.metrics.items() if k not in {"calibration_curve"}}
@@ -139,6 +144,7 @@ def model_card(request: Request) -> dict[str, Any]:
         "dataset": bundle.spec.get("name"),
         "source": model.source,
         "loaded_at": model.loaded_at.isoformat(),
+        **champion_fields(request.app.state.settings, model.version, model.source),
         "split": bundle.split,
         "metrics": metrics_summary,
         "calibration_curve": bundle.metrics.get("calibration_curve"),

@@ -32,10 +32,11 @@ def run_server(app: str, host: str, port: int, workers: int = 1, access_log: boo
         "access_log": access_log,
         **options,
     }
+    # checked before the app loads: uvicorn would load the model first, then log a traceback and exit 3
+    _check_port_is_free(host, port)
     if workers == 1:
         uvicorn.run(app, **settings)
         return
-    _check_port_is_free(host, port)
     placeholder = _SocketPerWorker(host, port)
     try:
         Multiprocess(uvicorn.Config(app, **settings), sockets=[placeholder]).run()

@@ -29,7 +29,8 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = 16 * 1024 * 1024
     max_string_length: int = 200
     top_reasons: int = 3
-    reload_interval_s: float | None = None
+    # how often the champion link (or registry alias) is checked, and a new champion loaded; 0: never
+    reload_interval_s: Annotated[float, Field(ge=0)] = 5.0
     monitoring_window: int = 5_000
     score_log_batch: int = 4_000  # scores per write at most: under load, four 1,000-lead batches share a commit
     score_log_flush_s: float = 0.2

@@ -116,6 +116,8 @@ def train(
         progress=stderr_progress(),
     )
     typer.echo(summary_text(result))
+    if result.promoted:
+        typer.echo(pickup_text(output_dir or settings.models_dir))
 
 
 @app.command()
@@ -191,6 +193,25 @@ def _models_dir(models_dir: Path | None) -> Path:
     return models_dir or get_training_settings().models_dir
 
 
+def pickup_text(models_dir: Path) -> str:
+    """When a service already running picks up the new champion, by this environment's reload interval."""
+    from service.follow import pickup_sentence
+
+    champion = Path(models_dir) / "champion"
+    return f"a running `leadscore serve` following {champion} serves it {pickup_sentence(_reload_interval_s())}"
+
+
+def _reload_interval_s() -> float:
+    from pydantic import ValidationError
+
+    from service.settings import ServiceSettings
+
+    try:
+        return ServiceSettings().reload_interval_s
+    except ValidationError:  # a bad value here is the service's to report, not the promotion's
+        return ServiceSettings.model_fields["reload_interval_s"].default
+
+
 @models_app.command("list")
 @one_line_errors
 def list_models(models_dir: ModelsDirOption = None) -> None:
@@ -224,6 +245,7 @@ def promote_version(
 
     entry = run_promote(_models_dir(models_dir), version, reason="promoted by hand")
     typer.echo(f"champion is now {entry['version']} (was {entry['previous'] or 'none'})")
+    typer.echo(pickup_text(_models_dir(models_dir)))
 
 
 @app.command()
@@ -234,6 +256,7 @@ def rollback(models_dir: ModelsDirOption = None) -> None:
 
     entry = run_rollback(_models_dir(models_dir))
     typer.echo(f"champion is now {entry['version']} (rolled back from {entry['previous']})")
+    typer.echo(pickup_text(_models_dir(models_dir)))
 
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}

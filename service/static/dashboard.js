@@ -135,6 +135,8 @@
     const parts = [`Champion model ${model.version}`, `trained ${model.trained_on}`];
     if (model.dataset) parts.push(`${model.dataset} data`);
     $("model-line").textContent = parts.join(" · ");
+    $("champion-notice").textContent = model.champion_notice ? `Not the champion yet: ${model.champion_notice}.` : "";
+    show("champion-notice", Boolean(model.champion_notice));
     const overall = $("overall");
     overall.className = `pill ${health.overall}`;
     overall.textContent = health.overall_text;

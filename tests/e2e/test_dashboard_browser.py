@@ -78,6 +78,7 @@ def test_sales_ops_page_in_a_real_browser(
         page.wait_for_function("[...document.querySelectorAll('#charts img')].every(img => img.complete)")
 
         assert trained.bundle.version in page.inner_text("#model-line")
+        assert page.is_hidden("#champion-notice")
         assert top_question.lower() in page.inner_text("#questions").lower()
         charts = _rendered_charts(page)
         assert len(charts) >= 3
@@ -112,3 +113,20 @@ def test_sales_ops_page_in_a_real_browser(
         assert "not accepted" in page.inner_text("#key-error")
         assert page.is_hidden("#content")
     assert Path(SCREENSHOT).stat().st_size > 50_000
+
+
+def test_the_page_says_when_the_champion_is_not_serving_yet(
+    start_server: ServerFactory, models_folder: ModelsFolder
+) -> None:
+    server = start_server(models_folder.champion, env={"LEADSCORE_RELOAD_INTERVAL_S": "0"})
+    models_folder.point_champion_at(models_folder.second)
+    with headless_chromium() as browser:
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(server.url + "/")
+        page.fill("#key-input", SCORING_KEY)
+        page.click("#key-form button[type=submit]")
+        page.wait_for_selector("#champion-notice", state="visible")
+        notice = page.inner_text("#champion-notice")
+    assert f"serving {models_folder.first}, champion {models_folder.second}" in notice
+    assert "restart" in notice

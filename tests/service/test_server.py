@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +39,25 @@ def test_a_port_someone_listens_on_is_refused_before_any_worker_starts() -> None
         port = taken.getsockname()[1]
         with pytest.raises(LeadscoreError, match=f"127.0.0.1:{port}: already in use"):
             run_server("service.app:create_app", "127.0.0.1", port, workers=2)
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line_and_exits_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        served = subprocess.run(
+            [sys.executable, "-m", "training.cli", "serve", "--port", str(port)],
+            env={
+                **os.environ,
+                "LEADSCORE_API_KEYS": "a-key",
+                "LEADSCORE_DATABASE_URL": f"sqlite:///{tmp_path / 'scores.db'}",
+                "LEADSCORE_MODEL_DIR": str(tmp_path / "models" / "champion"),
+            },
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert served.returncode == 2, served.stderr
+    assert served.stderr.strip().splitlines() == [f"error: cannot listen on 127.0.0.1:{port}: already in use"]
