@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from fnmatch import fnmatch
 from pathlib import Path
@@ -22,6 +21,7 @@ from sqlalchemy.engine import URL, make_url
 
 from tests.container.dockerfile import env_pairs, parse_dockerfile
 from tests.pg import PostgresServer
+from tests.processes import wait_for_ok
 from training.settings import TrainingSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -226,17 +226,7 @@ def on_local_server(url: URL, server: PostgresServer, database: str) -> str:
 
 
 def wait_for_health(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"mlflow server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"mlflow server not healthy within {timeout_s}s:\n{log.read_text()[-3000:]}")
+    wait_for_ok(f"{url}/health", process, log, timeout_s, "mlflow server")
 
 
 @pytest.mark.slow

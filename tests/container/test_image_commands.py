@@ -22,7 +22,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from packaging.utils import canonicalize_name
 
 from tests.container.dockerfile import Instruction, Stage, env_pairs, expand, healthcheck_command, parse_dockerfile
 from tests.container.test_requirements import pins
+from tests.processes import wait_for_ok
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -187,18 +187,7 @@ def free_port() -> int:
 
 
 def wait_until_ready(url: str, process: subprocess.Popen, log: Path) -> httpx.Response:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the container command exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            response = httpx.get(f"{url}/readyz", timeout=2)
-            if response.status_code == 200:
-                return response
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"not ready within {START_TIMEOUT_S}s:\n{log.read_text()[-3000:]}")
+    return wait_for_ok(f"{url}/readyz", process, log, START_TIMEOUT_S, "the container command")
 
 
 def installed_versions(python: Path) -> dict[str, str]:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from tests.conftest import Trained
 from tests.e2e.conftest import ServerFactory, free_port
+from tests.processes import wait_for_ok
 from training.synthetic import generate_leads
 
 START_TIMEOUT_S = 180
@@ -41,16 +41,7 @@ def mlflow_server(trained: Trained, tmp_path: Path) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert process.poll() is None, f"mlflow models serve exited:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"not ready in {START_TIMEOUT_S}s:\n{log.read_text()[-3000:]}"
-            try:
-                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
+        wait_for_ok(f"{url}/ping", process, log, START_TIMEOUT_S, "mlflow models serve")
         yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)
