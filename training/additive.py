@@ -169,10 +169,24 @@ class BinnedLogistic(LogOddsModel, ClassifierMixin, BaseEstimator):
         return total
 
     def raw_one(self, row: list[float]) -> float:
-        """The same sum for one row given as a list, with scalar arithmetic only."""
+        """The same sum for one row given as a list, with scalar arithmetic only, in the same order of
+        additions (so the same bits). One loop, no call per field: the calls cost as much as a tree ensemble's
+        whole fast path."""
         total = self.bias_
-        for j in range(len(self.table_lists_)):
-            total += self._part_one(j, row[j])
+        fields = zip(row, self.cuts_list_, self.table_lists_, self.sizes_, self.trend_lists_)  # noqa: B905 (hot path)
+        for value, cuts, table, size, trend in fields:
+            if value != value:  # NaN: the missing level, no trend
+                total += table[size - 1]
+                continue
+            if cuts is not None:
+                part = table[bisect.bisect_right(cuts, value)]
+            else:
+                level = int(value)
+                part = table[level if 0 <= level < size - 1 else size - 1]
+            if trend is not None:
+                low, high, mean, sd, weight = trend
+                part += weight * ((min(max(value, low), high) - mean) / sd)
+            total += part
         return total
 
     def _part_one(self, j: int, value: float) -> float:

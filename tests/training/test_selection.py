@@ -70,6 +70,7 @@ def test_additive_model_learns_step_functions_and_is_exact() -> None:
     rows = matrix[:500]
     contributions = model.raw_contributions(rows)
     np.testing.assert_allclose(contributions.sum(axis=1), model.raw_score(rows), atol=1e-12)
+    rows = np.vstack([rows, [[20.0, 9.0], [20.0, -1.0], [-50.0, 2.0], [500.0, np.nan]]])
     assert [model.raw_one(row.tolist()) for row in rows] == model.raw_score(rows).tolist()
     unseen = model.raw_score(np.array([[20.0, 9.0]]))[0] - model.raw_score(np.array([[20.0, np.nan]]))[0]
     assert unseen == 0.0
