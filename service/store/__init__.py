@@ -20,13 +20,14 @@ once the table outgrows memory: eight times the cost of the write itself at a mi
 One module per concern: ``records`` (scores in memory), ``schema`` (the tables), ``connection`` (URLs, engines,
 errors, SQLite's pragmas), ``locks`` (PostgreSQL advisory locks), ``encoding`` (scores as rows and blobs),
 ``writer`` (``ScoreStore`` and its writer thread), ``lead_index``, ``outcomes``, ``rejects`` (dead letters) and
-``reading`` (frames for monitoring).
+``reading`` (frames for monitoring) and ``retention`` (pruning and erasure).
 """
 
 from service.store.connection import StoreUnavailable, build_engine, database_url, describe_error, redact_url
 from service.store.lead_index import INDEX_EVERY
 from service.store.records import ScoreBatch, ScoreRecord, ScoreWrite, concatenate
 from service.store.rejects import REJECTS_KEPT
+from service.store.retention import BatchEdits, ErasureCounts, PruneCounts, erase_lead, open_score_log, prune
 from service.store.schema import (
     LayoutError,
     as_utc,
@@ -43,7 +44,10 @@ from service.store.writer import ScoreStore, StoreStats
 __all__ = [
     "INDEX_EVERY",
     "REJECTS_KEPT",
+    "BatchEdits",
+    "ErasureCounts",
     "LayoutError",
+    "PruneCounts",
     "ScoreBatch",
     "ScoreRecord",
     "ScoreStore",
@@ -55,8 +59,11 @@ __all__ = [
     "concatenate",
     "database_url",
     "describe_error",
+    "erase_lead",
     "metadata",
+    "open_score_log",
     "outcomes_table",
+    "prune",
     "redact_url",
     "score_batches_table",
     "score_chunks_table",

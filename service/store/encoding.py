@@ -134,3 +134,25 @@ def _one_or_all(values: list[Any]) -> Any:
 def _sqlite_timestamp(value: datetime) -> str:
     """SQLAlchemy's SQLite DATETIME text (naive UTC, microseconds), so reads through the table parse it."""
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+_PER_SCORE = ("lead_id", "probability", "grade")  # a list in every blob
+_SHARED_OR_PER_SCORE = ("model_version", "scored_at")  # one value for the whole blob, or a list
+
+
+def blob_times(columns: dict[str, Any], size: int) -> list[datetime]:
+    """Each score's time in a decoded columns blob, in order."""
+    at = columns["scored_at"]
+    if isinstance(at, list):
+        return [as_utc(datetime.fromisoformat(value)) for value in at]
+    return [as_utc(datetime.fromisoformat(at))] * size
+
+
+def keep_scores(columns: dict[str, Any], keep: list[int]) -> bytes:
+    """A decoded columns blob with only the scores at these positions, encoded as the writer encodes it."""
+    kept: dict[str, Any] = {name: [columns[name][i] for i in keep] for name in _PER_SCORE}
+    for name in _SHARED_OR_PER_SCORE:
+        value = columns[name]
+        kept[name] = _one_or_all([value[i] for i in keep]) if isinstance(value, list) else value
+    kept["features"] = {name: [values[i] for i in keep] for name, values in columns["features"].items()}
+    return orjson.dumps(kept)

@@ -35,6 +35,7 @@ from service.store.outcomes import history_query, latest_reports_query, outcome_
 from service.store.reading import newest_blobs, scored_outcomes_frame, scores_frame
 from service.store.records import ScoreBatch, ScoreRecord, ScoreWrite, as_write, concatenate, size_of
 from service.store.rejects import Reject, newest_rejects, rejects_of, store_rejects
+from service.store.retention import ErasureCounts, erase_lead
 from service.store.schema import LayoutError, create_schema, score_batches_table
 
 log = logging.getLogger(__name__)
@@ -560,6 +561,14 @@ class ScoreStore:
         """Every report for this lead, oldest first; revision numbers count from 1."""
         rows = self._fetch("read outcomes", history_query(lead_id))
         return [outcome_dict(row, revision) for revision, row in enumerate(rows, start=1)]
+
+    # ---- erasure --------------------------------------------------------------------------------------------
+
+    def erase_lead(self, lead_id: str) -> ErasureCounts:
+        """Remove everything stored about one lead, once the scores queued so far (its latest ones too) are written."""
+        self.flush()
+        with self._database("erase the lead") as engine:
+            return erase_lead(engine, lead_id)
 
     # ---- reads for the API and monitoring --------------------------------------------------------------------
 
