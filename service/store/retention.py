@@ -174,10 +174,9 @@ def erase_lead(engine: Engine, lead_id: str) -> ErasureCounts:
     s, chunks, entries = scores_table.c, score_chunks_table.c, score_lead_chunks_table.c
     with score_log_transaction(engine) as conn:
         scores = conn.execute(delete(scores_table).where(s.id.in_(score_ids_of([lead_id])))).rowcount
+        in_chunks = entries.chunk.in_(select(chunks.first_id))  # probes each chunk's part of the primary key
         index_entries = conn.execute(
-            delete(score_lead_chunks_table).where(
-                entries.chunk.in_(select(chunks.first_id)), entries.lead_id == lead_id
-            )
+            delete(score_lead_chunks_table).where(in_chunks, entries.lead_id == lead_id)
         ).rowcount
         outcomes = conn.execute(delete(outcomes_table).where(outcomes_table.c.lead_id == lead_id)).rowcount
         dead_letters = conn.execute(
