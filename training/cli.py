@@ -344,7 +344,7 @@ def erase_lead(
         engine.dispose()
     if not erased.found:
         raise LeadscoreError(f"nothing is stored about lead {lead_id!r}; nothing erased")
-    counts = ", ".join(f"{count:,} {name.replace('_', ' ')}" for name, count in erased.to_dict().items())
+    counts = ", ".join(f"{name.replace('_', ' ')} {count:,}" for name, count in erased.to_dict().items())
     typer.echo(f"erased lead {lead_id!r}: {counts}")
 
 

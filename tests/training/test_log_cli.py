@@ -57,8 +57,8 @@ def test_erase_removes_one_lead_and_names_what_it_removed(score_log: str) -> Non
 
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        "erased lead 'new-1': 1 scores, 1 logged fields, 1 score batches rewritten, 0 score batches deleted, "
-        "0 index entries, 1 outcomes, 0 dead letters\n"
+        "erased lead 'new-1': scores 1, logged fields 1, score batches rewritten 1, score batches deleted 0, "
+        "index entries 0, outcomes 1, dead letters 0\n"
     )
     unknown = run("erase", "new-1", "--database-url", score_log)
     assert unknown.exit_code == 2 and unknown.stderr == "error: nothing is stored about lead 'new-1'; nothing erased\n"
