@@ -18,9 +18,10 @@ A conventional index on lead id would take a random B-tree insert per score, abo
 once the table outgrows memory: eight times the cost of the write itself at a million scores.
 
 One module per concern: ``records`` (scores in memory), ``schema`` (the tables), ``connection`` (URLs, engines,
-errors, SQLite's pragmas), ``locks`` (PostgreSQL advisory locks), ``encoding`` (scores as rows and blobs),
-``writer`` (``ScoreStore`` and its writer thread), ``lead_index``, ``outcomes``, ``rejects`` (dead letters) and
-``reading`` (frames for monitoring) and ``retention`` (pruning and erasure).
+errors, SQLite's pragmas), ``locks`` (who waits for whom), ``encoding`` (scores as rows and blobs),
+``writer`` (``ScoreStore`` and its writer thread), ``lead_index``, ``outcomes``, ``rejects`` (dead letters),
+``reading`` (frames for monitoring) and ``retention`` (pruning and erasure); the tables are documented for
+analysts in docs/score-log.md.
 """
 
 from service.store.connection import StoreUnavailable, build_engine, database_url, describe_error, redact_url
