@@ -170,9 +170,10 @@ def erase_lead(engine: Engine, lead_id: str) -> ErasureCounts:
     def others(columns: dict[str, Any], size: int) -> list[int]:
         return [i for i, lead in enumerate(columns["lead_id"]) if lead != lead_id]
 
-    batches = rewrite_batches(engine, others, _blob_mentions(engine, lead_id))
     s, chunks, entries = scores_table.c, score_chunks_table.c, score_lead_chunks_table.c
     with score_log_transaction(engine) as conn:
+        # the blobs holding the scores deleted here are those written so far; later ones hold later scores
+        written = conn.execute(select(func.coalesce(func.max(score_batches_table.c.id), 0))).scalar_one()
         scores = conn.execute(delete(scores_table).where(s.id.in_(score_ids_of([lead_id])))).rowcount
         in_chunks = entries.chunk.in_(select(chunks.first_id))  # probes each chunk's part of the primary key
         index_entries = conn.execute(
@@ -182,6 +183,7 @@ def erase_lead(engine: Engine, lead_id: str) -> ErasureCounts:
         dead_letters = conn.execute(
             delete(score_rejects_table).where(score_rejects_table.c.lead_id == printable(lead_id, LEAD_ID_LENGTH))
         ).rowcount
+    batches = rewrite_batches(engine, others, _blob_mentions(engine, lead_id), through=written)
     return ErasureCounts(scores, batches, index_entries, outcomes, dead_letters)
 
 
@@ -197,12 +199,14 @@ def _blob_mentions(engine: Engine, lead_id: str) -> ColumnElement[bool]:
 # ---- rewriting blobs -------------------------------------------------------------------------------------------
 
 
-def rewrite_batches(engine: Engine, keep: KeepRule, where: ColumnElement[bool] | None = None) -> BatchEdits:
-    """Rewrite every ``score_batches`` row (or those ``where`` selects) so it holds only the scores ``keep`` names;
-    delete a row left empty. Rows are found outside any lock, then each page's changes are made in one short
-    transaction that reads them again first."""
+def rewrite_batches(
+    engine: Engine, keep: KeepRule, where: ColumnElement[bool] | None = None, through: int | None = None
+) -> BatchEdits:
+    """Rewrite every ``score_batches`` row (or those ``where`` selects) up to id ``through`` (default: the newest
+    now) so it holds only the scores ``keep`` names; delete a row left empty. Rows are found outside any lock,
+    then each page's changes are made in one short transaction that reads them again first."""
     fields = rewritten = deleted = 0
-    for page in _pages(engine, where):
+    for page in _pages(engine, where, through):
         changing = [row.id for row in page if len(keep(orjson.loads(row.columns), row.size)) < row.size]
         if not changing:
             continue
@@ -226,12 +230,17 @@ def rewrite_batches(engine: Engine, keep: KeepRule, where: ColumnElement[bool] |
     return BatchEdits(fields, rewritten, deleted)
 
 
-def _pages(engine: Engine, where: ColumnElement[bool] | None) -> Iterator[list[Any]]:
-    """The blobs in id order, a page at a time, each page read in its own short read."""
+def _pages(engine: Engine, where: ColumnElement[bool] | None, through: int | None) -> Iterator[list[Any]]:
+    """The blobs up to id ``through`` (default: those written before the call; the writer's later ones are not
+    waited for), in id order, a page at a time, each page read in its own short read."""
     b = score_batches_table.c
+    last = through
+    if last is None:
+        with engine.connect() as conn:
+            last = conn.execute(select(func.coalesce(func.max(b.id), 0))).scalar_one()
     after = 0
-    while True:
-        query = select(b.id, b.size, b.columns).where(b.id > after).order_by(b.id).limit(BATCHES_PER_PAGE)
+    while after < last:
+        query = select(b.id, b.size, b.columns).where(b.id > after, b.id <= last).order_by(b.id).limit(BATCHES_PER_PAGE)
         with engine.connect() as conn:
             page = conn.execute(query if where is None else query.where(where)).all()
         if not page:
