@@ -128,6 +128,27 @@ def lead_scores(request: Request, lead_id: LeadId) -> dict[str, Any]:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
 
 
+@router.delete(
+    "/v1/leads/{lead_id}",
+    dependencies=[AdminDep],
+    responses={
+        **ADMIN_RESPONSES,
+        404: {"description": "Nothing is stored about this lead."},
+        503: {"description": "The score log is unreachable: nothing was erased; retry."},
+    },
+)
+def erase_lead(request: Request, lead_id: LeadId) -> dict[str, Any]:
+    """Erase everything stored about one lead (a privacy request): its scores, the lead fields logged with them,
+    its index entries, outcomes and dead letters. Scores queued when the request arrives are written, then erased."""
+    try:
+        erased = request.app.state.store.erase_lead(lead_id)
+    except (StoreUnavailable, TimeoutError) as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"nothing erased: {exc}") from None
+    if not erased.found:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "nothing is stored about this lead")
+    return {"lead_id": lead_id, "erased": erased.to_dict()}
+
+
 @router.get("/v1/model", dependencies=[ReaderDep], responses={**READER_RESPONSES, **NO_MODEL})
 def model_card(request: Request) -> dict[str, Any]:
     """Version, creation time, holdout metrics against baselines, grades and the input schema.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
@@ -257,6 +259,93 @@ def rollback(models_dir: ModelsDirOption = None) -> None:
     entry = run_rollback(_models_dir(models_dir))
     typer.echo(f"champion is now {entry['version']} (rolled back from {entry['previous']})")
     typer.echo(pickup_text(_models_dir(models_dir)))
+
+
+log_app = typer.Typer(help="The score log: prune what is old, erase one lead.", no_args_is_help=True)
+app.add_typer(log_app, name="log")
+
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="The score log (default: LEADSCORE_DATABASE_URL or sqlite:///leadscore.db)."),
+]
+DURATION_UNITS = {"d": "days", "h": "hours"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A positive number of days or hours: 180d, 12h."""
+    match = re.fullmatch(r"\s*(\d+)\s*([dh])\s*", text.lower())
+    amount = int(match.group(1)) if match else 0
+    if not match or amount == 0:
+        raise LeadscoreError(
+            f"--older-than {text!r} is not a duration: give a number of days or hours, like 180d or 12h"
+        )
+    return timedelta(**{DURATION_UNITS[match.group(2)]: amount})
+
+
+def _score_log(database_url: str | None):  # -> sqlalchemy Engine
+    from pydantic import ValidationError
+
+    from service.settings import ServiceSettings
+    from service.store import StoreUnavailable, open_score_log
+
+    if database_url is None:
+        try:
+            database_url = ServiceSettings().database_url
+        except ValidationError:  # another setting's bad value is the service's to report
+            database_url = ServiceSettings.model_fields["database_url"].default
+    try:
+        return open_score_log(database_url)
+    except (StoreUnavailable, ValueError) as exc:
+        raise LeadscoreError(str(exc)) from None
+
+
+@log_app.command("prune")
+@one_line_errors
+def prune_log(
+    older_than: Annotated[str, typer.Option("--older-than", help="Age to remove: 180d, 12h.")],
+    outcomes: Annotated[bool, typer.Option(help="Also remove outcomes reported before the cutoff.")] = False,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Remove scores, their lead fields and index entries (and dead letters) older than the given age."""
+    from service.store import prune
+
+    cutoff = datetime.now(UTC) - parse_duration(older_than)
+    engine = _score_log(database_url)
+    try:
+        removed = prune(engine, cutoff, outcomes=outcomes)
+    finally:
+        engine.dispose()
+    batches = removed.batches
+    typer.echo(f"removed what was stored before {cutoff:%Y-%m-%d %H:%M} UTC:")
+    typer.echo(f"  scores         {removed.scores:>10,}")
+    rows = f"({batches.deleted:,} batch rows deleted, {batches.rewritten:,} rewritten)"
+    typer.echo(f"  lead fields    {batches.fields:>10,}  {rows}")
+    typer.echo(f"  index entries  {removed.index_entries:>10,}  ({removed.index_chunks:,} chunks)")
+    typer.echo(f"  dead letters   {removed.dead_letters:>10,}")
+    if removed.outcomes is None:
+        typer.echo("  outcomes             kept  (--outcomes removes those reported before the cutoff)")
+    else:
+        typer.echo(f"  outcomes       {removed.outcomes:>10,}")
+
+
+@log_app.command("erase")
+@one_line_errors
+def erase_lead(
+    lead_id: Annotated[str, typer.Argument(help="The lead's id, as sent when scoring.")],
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Erase everything stored about one lead: scores, logged lead fields, index entries, outcomes, dead letters."""
+    from service.store import erase_lead as run_erase
+
+    engine = _score_log(database_url)
+    try:
+        erased = run_erase(engine, lead_id)
+    finally:
+        engine.dispose()
+    if not erased.found:
+        raise LeadscoreError(f"nothing is stored about lead {lead_id!r}; nothing erased")
+    counts = ", ".join(f"{name.replace('_', ' ')} {count:,}" for name, count in erased.to_dict().items())
+    typer.echo(f"erased lead {lead_id!r}: {counts}")
 
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}

@@ -36,6 +36,7 @@ from tests.reliability import hostile
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 HOSTILE = "hostile"
 ADMIN_PREFIX = "/v1/admin/"
+ADMIN_OPERATIONS = frozenset({"DELETE /v1/leads/{lead_id}"})  # admin routes outside ADMIN_PREFIX
 BATCH_PATH = "/v1/leads/score/batch"
 # The promises, by the failure classes schemathesis raises when one is broken.
 SERVER_ERRORS = frozenset({"ServerError", "MalformedJson"})
@@ -198,9 +199,10 @@ CHECKS = (
 )
 
 
-def key_for(path: str, scoring_key: str, admin_key: str) -> str:
-    """A valid key for the route: admin routes need the admin key, the rest take the scoring key."""
-    return admin_key if path.startswith(ADMIN_PREFIX) else scoring_key
+def key_for(method: str, path: str, scoring_key: str, admin_key: str) -> str:
+    """A valid key for the operation: admin routes need the admin key, the rest take the scoring key."""
+    admin = path.startswith(ADMIN_PREFIX) or f"{method.upper()} {path}" in ADMIN_OPERATIONS
+    return admin_key if admin else scoring_key
 
 
 def run_fuzz(
@@ -220,7 +222,9 @@ def run_fuzz(
     with requests.Session() as session:
         for result in schema.get_all_operations():
             operation = result.ok()
-            fuzz = _Fuzzer(operation, session, key_for(operation.path, scoring_key, admin_key), timeout_s, report)
+            fuzz = _Fuzzer(
+                operation, session, key_for(operation.method, operation.path, scoring_key, admin_key), timeout_s, report
+            )
             for mode in MODES:
                 fuzz.run(mode, examples_per_operation, seed)
         hostile_fuzz = _Hostile(base_url, session, scoring_key, timeout_s, report, _lead_fields(schema))
