@@ -19,7 +19,7 @@ from training.bundle import Bundle, load_bundle
 from training.from_log import MODEL_VERSION
 from training.synthetic import generate_leads
 
-LEADS = 4_000
+LEADS = 3_000
 SINGLE = 100  # scored one by one; the rest in batches
 BATCH = 500
 REVISED = 30  # leads first reported with the wrong outcome, then corrected
