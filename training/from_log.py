@@ -255,6 +255,7 @@ def log_spec(spec: DatasetSpec, columns: pd.Index | list[str]) -> DatasetSpec:
             "pii": [c for c in spec.pii if c in present],
             "allow_leaky": [c for c in spec.allow_leaky if c in present],
             "missing_values": MissingValues(all=spec.missing_values.all, fields=fields),
+            "description": {name: text for name, text in spec.description.items() if name in present},
         }
     )
 
