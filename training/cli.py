@@ -194,6 +194,12 @@ def retrain(
     promote: Annotated[bool, typer.Option(help="Promote to champion if it passes the quality gate.")] = True,
     force: Annotated[bool, typer.Option(help="Promote even if the quality gate refuses.")] = False,
     min_per_class: Annotated[int, typer.Option(min=1, help="Minimum converted and not-converted leads.")] = 40,
+    leakage_threshold: Annotated[
+        float, typer.Option(min=0.5, max=1.0, help="Single-field holdout ROC AUC that stops training.")
+    ] = 0.90,
+    auc_margin: Annotated[
+        float, typer.Option(help="Quality gate: ROC AUC may be this much below the champion's.")
+    ] = 0.01,
     seed: Annotated[int, typer.Option(help="Random seed for folds and fitting (not the holdout).")] = 0,
     folds: Annotated[
         int, typer.Option(min=1, help="Cross-validation folds that choose the model; 1: a single split.")
@@ -213,6 +219,8 @@ def retrain(
         promote=promote,
         force=force,
         min_per_class=min_per_class,
+        leakage_threshold=leakage_threshold,
+        auc_margin=auc_margin,
         seed=seed,
         folds=folds,
     )

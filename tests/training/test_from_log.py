@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from service.store import ScoreBatch, ScoreRecord, ScoreStore, build_engine, database_url
 from tests.conftest import TrainingEnv
+from training.cli import app
 from training.data import prepare_leads, read_table
 from training.from_log import (
     MODEL_VERSION,
@@ -96,6 +98,12 @@ def test_a_missing_score_log_is_a_one_line_error(training_env: TrainingEnv, tmp_
     assert result.exit_code == 2
     assert f"SQLite database {missing} not found" in result.output
     assert not missing.exists()  # not created by looking
+
+
+def test_dataset_says_where_the_leads_come_from(training_env: TrainingEnv, tmp_path: Path) -> None:
+    result = training_env.cli("dataset", "--spec", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o.csv"))
+    assert result.exit_code == 2
+    assert "--from-log" in result.output
 
 
 @pytest.fixture()
@@ -184,3 +192,19 @@ def test_the_written_table_trains_with_the_spec_beside_it(filled_log: str, tmp_p
         assert leads.converted.sum() == 1 and len(leads.converted) == 4
         assert leads.time is not None  # in UTC: CSV keeps it without the zone
         assert pd.to_datetime(leads.time.min(), utc=True) == pd.Timestamp(NOW - timedelta(days=120))
+
+
+def test_dataset_reads_the_database_the_service_uses(filled_log: str, tmp_path: Path) -> None:
+    spec = tmp_path / "crm.yaml"
+    write_spec(SPEC, spec)
+    out = tmp_path / "leads.csv"
+    result = CliRunner().invoke(
+        app,
+        ["dataset", "--from-log", "--spec", str(spec), "--out", str(out), "--label-window", "1000d"],
+        env={"LEADSCORE_DATABASE_URL": filled_log},
+    )
+    assert result.exit_code == 0, result.output
+    assert "5 leads in the score log: 3 with an outcome, 0 counted as not converted" in result.output
+    assert "2 left out (no outcome yet, first scored within 1000d)" in result.output
+    assert f"wrote 3 leads to {out} and their spec to {tmp_path / 'leads.spec.yaml'}" in result.output
+    assert sorted(pd.read_csv(out)["crm_id"]) == ["late-clock", "rescored", "revised"]
