@@ -41,7 +41,7 @@ def from_file(tmp_path_factory: pytest.TempPathFactory) -> FromFile:
     leads = generate_leads(n=LEADS, seed=23).sort_values("created_at", kind="stable", ignore_index=True)
     path = root / "leads.parquet"
     leads.to_parquet(path, index=False)
-    result = TrainingEnv(root).cli("train", "--data", str(path), "--spec", str(SAMPLE_SPEC), "--folds", "2")
+    result = TrainingEnv(root).cli("train", "--data", str(path), "--spec", str(SAMPLE_SPEC), "--folds", "1")
     assert result.exit_code == 0, result.output
     return FromFile(root, leads, load_bundle((root / "models" / "champion").resolve()))
 
@@ -77,7 +77,7 @@ def test_retrain_from_the_score_log_matches_training_from_the_file(
     from_file: FromFile, start_server: ServerFactory, database_url: str, tmp_path: Path
 ) -> None:
     env = TrainingEnv(tmp_path / "training")
-    shutil.copytree(from_file.root, env.root)  # the file model as champion, its MLflow store beside it
+    shutil.copytree(from_file.root, env.root, symlinks=True)  # the file model as champion, MLflow beside it
     server = start_server(env.models_dir / "champion", database_url)
     with server.client() as client:
         _score_through_the_service(client, _requests(from_file.leads))
@@ -86,7 +86,7 @@ def test_retrain_from_the_score_log_matches_training_from_the_file(
 
     table = tmp_path / "from-log.parquet"
     result = env.cli(
-        "retrain", "--spec", str(SAMPLE_SPEC), "--database", database_url, "--out", str(table), "--folds", "2"
+        "retrain", "--spec", str(SAMPLE_SPEC), "--database", database_url, "--out", str(table), "--folds", "1"
     )
     assert result.exit_code == 0, result.output
     assert f"{LEADS:,} leads in the score log: {LEADS:,} with an outcome, 0 counted as not converted" in result.output
@@ -106,8 +106,12 @@ def test_retrain_from_the_score_log_matches_training_from_the_file(
     retrained = load_bundle(new_dir)
     assert retrained.metrics["n"] == from_file.bundle.metrics["n"]
     assert retrained.metrics["roc_auc"] == pytest.approx(from_file.bundle.metrics["roc_auc"], abs=0.02)
-    assert re.search(rf"^(promoted to champion|not promoted): .*{from_file.bundle.version}", result.output, re.M)
+    verdict = re.search(rf"^(promoted to champion|not promoted): .*{from_file.bundle.version}", result.output, re.M)
+    assert verdict is not None  # the quality gate judged the new model against the champion
+    champion = (env.models_dir / "champion").resolve()
+    previous = env.models_dir / from_file.bundle.version
+    assert champion == (new_dir if verdict.group(1) == "promoted to champion" else previous)
     print(
         f"holdout ROC AUC from the file {from_file.bundle.metrics['roc_auc']:.4f}, "
-        f"from the score log {retrained.metrics['roc_auc']:.4f}"
+        f"from the score log {retrained.metrics['roc_auc']:.4f}; {verdict.group(0)}"
     )
