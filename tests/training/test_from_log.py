@@ -14,10 +14,13 @@ from service.store import ScoreBatch, ScoreRecord, ScoreStore, build_engine, dat
 from tests.conftest import TrainingEnv
 from training.cli import app
 from training.data import prepare_leads, read_table
+from training.errors import LeadscoreError
 from training.from_log import (
     MODEL_VERSION,
+    LogDataset,
     dataset_from_log,
     label_leads,
+    lead_table,
     parse_window,
     read_first_scores,
     write_dataset,
@@ -208,3 +211,18 @@ def test_dataset_reads_the_database_the_service_uses(filled_log: str, tmp_path: 
     assert "2 left out (no outcome yet, first scored within 1000d)" in result.output
     assert f"wrote 3 leads to {out} and their spec to {tmp_path / 'leads.spec.yaml'}" in result.output
     assert sorted(pd.read_csv(out)["crm_id"]) == ["late-clock", "rescored", "revised"]
+
+
+def test_a_database_without_a_score_log_is_a_one_line_error(database_url: str, tmp_path: Path) -> None:
+    if database_url.startswith("sqlite"):
+        Path(database_url.removeprefix("sqlite:///")).touch()  # an empty SQLite file
+    with pytest.raises(LeadscoreError, match="holds no score log"):
+        dataset_from_log(database_url, SPEC)
+
+
+def test_nothing_to_write_when_every_lead_waits_for_its_outcome(tmp_path: Path) -> None:
+    labelled, counts = label_leads(_first_scores({"a": 5, "b": 80}), _outcomes({}), timedelta(days=90), now=NOW)
+    assert (counts.rows, counts.left_out) == (0, 2)
+    with pytest.raises(LeadscoreError, match="nothing to write"):
+        write_dataset(LogDataset(lead_table(labelled, SPEC), SPEC, counts), tmp_path / "leads.csv", Path("crm.yaml"))
+    assert not (tmp_path / "leads.csv").exists()
