@@ -122,6 +122,112 @@ def train(
         typer.echo(pickup_text(output_dir or settings.models_dir))
 
 
+LabelWindowOption = Annotated[
+    str,
+    typer.Option(
+        help="Leads without an outcome first scored longer ago than this (e.g. 90d, 12w) count as not converted; "
+        "newer ones are left out."
+    ),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database", help="The service's score log (default: LEADSCORE_DATABASE_URL, as the service)."),
+]
+
+
+def _service_database_url(database: str | None) -> str:
+    """The score log the service writes to, unless given."""
+    from pydantic import ValidationError
+
+    from service.settings import ServiceSettings
+
+    if database:
+        return database
+    try:
+        return ServiceSettings().database_url
+    except ValidationError as exc:
+        problem = exc.errors()[0]["msg"]
+        raise LeadscoreError(f"the service settings are not valid ({problem}); pass --database") from None
+
+
+def _write_log_dataset(database: str | None, spec: Path, label_window: str, out: Path) -> Path:
+    """Read the score log into a lead table and its spec, print what became of each lead; returns the spec's path."""
+    from training.data import redact_passwords
+    from training.from_log import check_output, dataset_from_log, parse_window, write_dataset
+    from training.spec import read_spec
+
+    parse_window(label_window)
+    check_output(out)
+    url = _service_database_url(database)
+    dataset = dataset_from_log(url, read_spec(spec), label_window)
+    typer.echo(f"read the score log at {redact_passwords(url)}")
+    typer.echo(dataset.counts.describe(label_window))
+    spec_out = write_dataset(dataset, out, spec)
+    typer.echo(f"wrote {dataset.counts.rows:,} leads to {out} and their spec to {spec_out}")
+    return spec_out
+
+
+@app.command()
+@one_line_errors
+def dataset(
+    out: Annotated[Path, typer.Option("--out", help="Lead table to write: .csv or .parquet.")],
+    spec: SpecOption,
+    from_log: Annotated[bool, typer.Option("--from-log", help="Build it from the service's score log.")] = False,
+    database: DatabaseOption = None,
+    label_window: LabelWindowOption = "90d",
+) -> None:
+    """Write a trainable lead table: each lead's fields as first scored, its latest outcome as the target."""
+    if not from_log:
+        raise LeadscoreError("say where the leads come from: --from-log (the service's score log)")
+    _write_log_dataset(database, spec, label_window, out)
+
+
+@app.command()
+@one_line_errors
+def retrain(
+    spec: SpecOption,
+    database: DatabaseOption = None,
+    label_window: LabelWindowOption = "90d",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Where the lead table goes (default: data/from-log/<time>.parquet).")
+    ] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Where bundles go (default: models/).")] = None,
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
+    promote: Annotated[bool, typer.Option(help="Promote to champion if it passes the quality gate.")] = True,
+    force: Annotated[bool, typer.Option(help="Promote even if the quality gate refuses.")] = False,
+    min_per_class: Annotated[int, typer.Option(min=1, help="Minimum converted and not-converted leads.")] = 40,
+    leakage_threshold: Annotated[
+        float, typer.Option(min=0.5, max=1.0, help="Single-field holdout ROC AUC that stops training.")
+    ] = 0.90,
+    auc_margin: Annotated[
+        float, typer.Option(help="Quality gate: ROC AUC may be this much below the champion's.")
+    ] = 0.01,
+    seed: Annotated[int, typer.Option(help="Random seed for folds and fitting (not the holdout).")] = 0,
+    folds: Annotated[
+        int, typer.Option(min=1, help="Cross-validation folds that choose the model; 1: a single split.")
+    ] = 5,
+) -> None:
+    """Retrain from what the service saw: `dataset --from-log`, then `train` on it (the newest leads are the
+    holdout the quality gate compares against the champion)."""
+    from datetime import UTC, datetime
+
+    table = out or Path("data/from-log") / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.parquet"
+    spec_out = _write_log_dataset(database, spec, label_window, table)
+    train(
+        data=str(table),
+        spec=spec_out,
+        output_dir=output_dir,
+        experiment=experiment,
+        promote=promote,
+        force=force,
+        min_per_class=min_per_class,
+        leakage_threshold=leakage_threshold,
+        auc_margin=auc_margin,
+        seed=seed,
+        folds=folds,
+    )
+
+
 @app.command()
 @one_line_errors
 def score(
