@@ -139,6 +139,14 @@ def score(
     master: Annotated[
         str | None, typer.Option(help="Spark master (default: LEADSCORE_SPARK_MASTER or local[*]).")
     ] = None,
+    sep: SepOption = ",",
+    id_column: Annotated[
+        str | None,
+        typer.Option("--id", help="Id column to carry (default: the spec's id, else a column named id or *_id)."),
+    ] = None,
+    keep: Annotated[
+        list[str] | None, typer.Option("--keep", help="A column to copy into the scores; repeat for more.")
+    ] = None,
 ) -> None:
     """Score a whole file: id, probability, grade and percentile per lead."""
     if engine == "spark":
@@ -150,12 +158,17 @@ def score(
         return
     if engine != "local":
         raise LeadscoreError(f"--engine {engine!r} must be local or spark")
-    from training.batch import score_file
+    from training.batch import FileLayout, score_file
     from training.bundle import load_bundle
 
     bundle = load_bundle(model)
-    report = score_file(bundle, data, out, chunk_rows, show_progress=progress)
+    layout = FileLayout(sep, id_column, tuple(keep or ()))
+    report = score_file(bundle, data, out, chunk_rows, show_progress=progress, layout=layout)
     typer.echo(f"scored {report.rows:,} leads with model {bundle.version} into {report.out}")
+    if report.missing:
+        typer.echo(f"note: not in {data}, scored as unanswered: {', '.join(report.missing)}", err=True)
+    if report.rows and report.id_column is None:
+        typer.echo(f"note: no id column found in {data}; scores follow its row order (pass --id COLUMN)", err=True)
 
 
 @app.command()

@@ -391,3 +391,24 @@ def test_docs_and_metrics_are_exposed_as_configured(
         assert client.get(path).status_code == (404 if docs == 404 else 200), path
     assert client.get("/metrics", headers={"X-API-Key": "wrong"}).status_code == metrics
     assert client.get("/metrics").status_code == 200
+
+
+@pytest.mark.parametrize("lane", [True, False], ids=["lane", "routes"])
+def test_single_and_batch_replies_carry_reasons_unless_asked_not_to(
+    make_client: AppFactory, trained: Trained, lane: bool
+) -> None:
+    client = make_client(fast_lane=lane)
+    lead = _lead(trained)
+    single = client.post("/v1/leads/score", json=lead).json()
+    batch = client.post("/v1/leads/score/batch", json={"leads": [lead, lead]}).json()["results"]
+    assert single["reasons"] and [r["reasons"] for r in batch] == [single["reasons"]] * 2
+    assert [r["base_value"] for r in batch] == [single["base_value"]] * 2
+    assert client.post("/v1/leads/score?reasons=false", json=lead).json()["reasons"] is None
+    skipped = client.post("/v1/leads/score/batch?reasons=false", json={"leads": [lead, lead]}).json()["results"]
+    assert [r["reasons"] for r in skipped] == [None, None]
+    documented = client.get("/openapi.json").json()["paths"]
+    defaults = {
+        path: next(p for p in documented[path]["post"]["parameters"] if p["name"] == "reasons")["schema"]["default"]
+        for path in ("/v1/leads/score", "/v1/leads/score/batch")
+    }
+    assert set(defaults.values()) == {"true"}
