@@ -412,3 +412,14 @@ def test_single_and_batch_replies_carry_reasons_unless_asked_not_to(
         for path in ("/v1/leads/score", "/v1/leads/score/batch")
     }
     assert set(defaults.values()) == {"true"}
+
+
+def test_metrics_label_the_page_and_docs_routes_by_their_path(client: TestClient) -> None:
+    for path in ("/", "/dashboard", "/dashboard/assets/dashboard.js", "/v1/dashboard/access", "/docs", "/openapi.json"):
+        assert client.get(path).status_code == 200, path
+    client.get("/no/such/page")
+    text = client.get("/metrics").text
+    for route in ("/", "/dashboard", "/dashboard/assets/{name}", "/v1/dashboard/access", "/docs", "/openapi.json"):
+        assert f'leadscore_requests_total{{method="GET",route="{route}",status="200"}}' in text, route
+    assert 'route="unmatched",status="404"' in text
+    assert 'route="unmatched",status="200"' not in text
