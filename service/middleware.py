@@ -45,7 +45,8 @@ def route_template(scope: Scope, path: str, root_path: str) -> str:
     documentation routes, mounted folders): matched again against the app's routes, from the path as it came."""
     probe = {"type": "http", "method": scope["method"], "path": path, "root_path": root_path}
     for route in getattr(scope.get("app"), "routes", ()):
-        match, _ = route.matches(probe)
-        if match is Match.FULL:
-            return f"{route.path}/{{path}}" if isinstance(route, Mount) else route.path
+        template = getattr(route, "path", None)
+        if template is None or route.matches(probe)[0] is not Match.FULL:
+            continue
+        return f"{template}/{{path}}" if isinstance(route, Mount) else template
     return UNMATCHED

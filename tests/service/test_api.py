@@ -423,3 +423,19 @@ def test_metrics_label_the_page_and_docs_routes_by_their_path(client: TestClient
         assert f'leadscore_requests_total{{method="GET",route="{route}",status="200"}}' in text, route
     assert 'route="unmatched",status="404"' in text
     assert 'route="unmatched",status="200"' not in text
+
+
+def test_the_docs_page_loads_swagger_ui_from_this_service(client: TestClient) -> None:
+    import re
+
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert not re.search(r"(?:src|href)=[\"']?(?:https?:)?//", page.text), "the page loads something from elsewhere"
+    assets = re.findall(r"(?:src|href)=\"(/docs/assets/[^\"]+)\"", page.text)
+    assert {"/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"} <= set(assets)
+    for asset in assets:
+        reply = client.get(asset)
+        assert reply.status_code == 200 and len(reply.content) > 500, asset
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self' 'sha256-" in policy and "default-src 'none'" in policy
+    assert client.get("/docs/assets/__init__.py").status_code == 404
