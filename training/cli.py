@@ -11,7 +11,12 @@ import typer
 
 from training.errors import LeadscoreError
 
-app = typer.Typer(help="Lead-conversion scoring: generate sample leads, train, score, serve.", no_args_is_help=True)
+# Click's plain help wraps long option names and words onto their own lines; rich's panels cut them at 80 columns.
+app = typer.Typer(
+    help="Lead-conversion scoring: generate sample leads, train, score, serve.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 @app.callback()
@@ -142,10 +147,15 @@ def score(
     sep: SepOption = ",",
     id_column: Annotated[
         str | None,
-        typer.Option("--id", help="Id column to carry (default: the spec's id, else a column named id or *_id)."),
+        typer.Option(
+            "--id",
+            metavar="COLUMN",
+            help="Id column to carry (default: the spec's id, else a column named id or *_id).",
+        ),
     ] = None,
     keep: Annotated[
-        list[str] | None, typer.Option("--keep", help="A column to copy into the scores; repeat for more.")
+        list[str] | None,
+        typer.Option("--keep", metavar="COLUMN", help="A column to copy into the scores; repeat for more."),
     ] = None,
 ) -> None:
     """Score a whole file: id, probability, grade and percentile per lead."""
@@ -196,7 +206,7 @@ def profile(
     typer.echo(found.to_text(top))
 
 
-models_app = typer.Typer(help="The bundles in the models folder.", no_args_is_help=True)
+models_app = typer.Typer(help="The bundles in the models folder.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(models_app, name="models")
 
 
@@ -244,7 +254,7 @@ def list_models(models_dir: ModelsDirOption = None) -> None:
             f"{mark}{row['version']:24} {row['dataset'] or '-':12} {auc:>8} {ece:>7} "
             f"{row['registered_version'] or '-':>8}  {row['created_at']}"
         )
-    typer.echo("* champion")
+    typer.echo("(* marks the champion)")
 
 
 @app.command("promote")
