@@ -38,6 +38,8 @@ from training.bundle import FORMAT_VERSION, library_versions
 PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # the sales-ops page shell, its two packaged files and whether it must ask for a key: no data (service/dashboard.py)
 PUBLIC |= {"/", "/dashboard", "/dashboard/assets/{name}", "/v1/dashboard/access"}
+# Swagger UI's packaged script, style sheet and icon for /docs: no data (service/docs.py)
+PUBLIC |= {"/docs/assets/{name}"}
 ADMIN = {"/v1/admin/reload"}
 WRONG_KEY = "wrong-key-that-must-not-echo-4411"
 BODIES: dict[str, Any] = {
