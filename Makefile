@@ -19,12 +19,15 @@ $(BIN)/python:
 
 # requirements/runtime.txt pins every runtime dependency: the image installs exactly these, so bundles
 # trained here load there.
+# No -q: the first install takes minutes, and pip's own lines and progress bars show where it is.
 $(VENV)/.installed: pyproject.toml requirements/runtime.txt | $(BIN)/python
-	$(BIN)/pip install -q -c requirements/runtime.txt -e .
+	@echo "== installing leadscore and its pinned dependencies into $(VENV) (about 3 minutes the first time)"
+	$(BIN)/pip install -c requirements/runtime.txt -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml requirements/runtime.txt | $(BIN)/python
-	$(BIN)/pip install -q -c requirements/runtime.txt -e ".[dev,spark]"
+	@echo "== installing leadscore, its pinned dependencies and the development tools into $(VENV)"
+	$(BIN)/pip install -c requirements/runtime.txt -e ".[dev,spark]"
 	# the CoIL 2000 Caravan data ships in this package; its own dependencies are not needed
 	$(BIN)/pip install -q --no-deps "islp>=0.4,<1"
 	touch $@ $(VENV)/.installed

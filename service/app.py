@@ -22,6 +22,7 @@ from service import metrics
 from service.auth import PageGate
 from service.champion import ServingModel, champion_location, load_serving_model
 from service.dashboard import router as dashboard_router
+from service.docs import router as docs_router
 from service.errors import LeadRejected, validation_problems
 from service.follow import ChampionPointer, champion_pointer_or_none
 from service.lane import ScoringLane
@@ -193,11 +194,13 @@ def create_app(settings: ServiceSettings | None = None, fast_lane: bool = True) 
         description="Calibrated lead-conversion probabilities, grades and reasons from the champion model.",
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
+        docs_url=None,  # service.docs serves /docs from package files instead of a CDN
     )
     app.state.settings = settings
     app.state.models = ModelHolder()
     app.include_router(router)
     app.include_router(dashboard_router)
+    app.include_router(docs_router)
     _install_error_handlers(app)
     app.openapi = lambda: _lead_schema_openapi(app)  # type: ignore[method-assign]
     if fast_lane:

@@ -14,7 +14,15 @@ from service.errors import NUL_FREE
 from service.follow import champion_fields
 from service.monitoring import monitoring_report
 from service.schemas import BatchScores, LeadScore, OutcomeIn, OutcomeOut
-from service.scoring import REASON_MODES, admit, confirm_stored, prepare_batch, run_batch, score_one_lead
+from service.scoring import (
+    DEFAULT_REASONS,
+    REASON_MODES,
+    admit,
+    confirm_stored,
+    prepare_batch,
+    run_batch,
+    score_one_lead,
+)
 from service.scoring import serving_model as scoring_model
 from service.store import StoreUnavailable
 
@@ -60,7 +68,7 @@ def serving_model(request: Request) -> ServingModel:
 @router.post(
     "/v1/leads/score",
     response_model=LeadScore,
-    openapi_extra=_scoring_openapi("Lead", "true"),
+    openapi_extra=_scoring_openapi("Lead", DEFAULT_REASONS),
     responses={
         **READER_RESPONSES,
         **LEAD_REJECTED,
@@ -80,7 +88,7 @@ async def score_lead(request: Request) -> Response:
 @router.post(
     "/v1/leads/score/batch",
     response_model=BatchScores,
-    openapi_extra=_scoring_openapi("LeadBatch", "false"),
+    openapi_extra=_scoring_openapi("LeadBatch", DEFAULT_REASONS),
     responses={
         **READER_RESPONSES,
         **NO_MODEL,

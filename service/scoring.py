@@ -27,6 +27,8 @@ from service.store import ScoreBatch, ScoreRecord
 
 INLINE_BATCH = 64  # larger batches are scored off the event loop
 REASON_MODES = {"true": "top", "top": "top", "all": "all", "false": "none", "none": "none"}
+# Single leads and batches alike carry reasons unless the caller asks ?reasons=false (the fast path).
+DEFAULT_REASONS = "true"
 
 
 def serving_model(state: Any) -> ServingModel:
@@ -96,7 +98,7 @@ def _resolve(future: asyncio.Future[bool], outcome: bool) -> None:
 def score_one_lead(state: Any, reasons: str | None, body: bytes) -> tuple[dict[str, Any], int | None]:
     """POST /v1/leads/score: one lead in, its score out (reasons on by default), with its score-log ticket for
     ``confirm_stored``; ``admit`` first."""
-    mode = reasons_mode(reasons, "true")
+    mode = reasons_mode(reasons, DEFAULT_REASONS)
     model = serving_model(state)
     try:
         lead = model.validator.validate_json(body)
@@ -125,12 +127,13 @@ class BatchJob:
 
 
 def prepare_batch(state: Any, reasons: str | None, body: bytes) -> BatchJob:
-    """POST /v1/leads/score/batch: the cheap checks now (``admit`` before); validation and scoring in ``run``.
+    """POST /v1/leads/score/batch (reasons on by default, as for one lead): the cheap checks now (``admit``
+    before); validation and scoring in ``run``.
 
     A batch whose every lead passes the strict decoder is scored column by column from it; any other body
     takes the full path, where each bad lead gets its own error entry and the good ones are still scored.
     """
-    mode = reasons_mode(reasons, "false")
+    mode = reasons_mode(reasons, DEFAULT_REASONS)
     model = serving_model(state)
     decoded = model.batch_decoder.decode(body)
     if decoded is not None:

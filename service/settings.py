@@ -24,7 +24,7 @@ class ServiceSettings(BaseSettings):
     admin_keys: Annotated[list[str], NoDecode] = []
     max_batch: int = 10_000
     # large batches scored at once per worker process: their work is Python under the GIL, so more threads only
-    # take turns at it, and the switching costs throughput (see the README's serving figures)
+    # take turns at it, and the switching costs throughput (see the serving figures in docs/performance.md)
     batch_threads: Annotated[int, Field(ge=1)] = 1
     max_body_bytes: int = 16 * 1024 * 1024
     max_string_length: int = 200

@@ -13,7 +13,12 @@ import typer
 
 from training.errors import LeadscoreError
 
-app = typer.Typer(help="Lead-conversion scoring: generate sample leads, train, score, serve.", no_args_is_help=True)
+# Click's plain help wraps long option names and words onto their own lines; rich's panels cut them at 80 columns.
+app = typer.Typer(
+    help="Lead-conversion scoring: generate sample leads, train, score, serve.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 @app.callback()
@@ -247,6 +252,19 @@ def score(
     master: Annotated[
         str | None, typer.Option(help="Spark master (default: LEADSCORE_SPARK_MASTER or local[*]).")
     ] = None,
+    sep: SepOption = ",",
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            metavar="COLUMN",
+            help="Id column to carry (default: the spec's id, else a column named id or *_id).",
+        ),
+    ] = None,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option("--keep", metavar="COLUMN", help="A column to copy into the scores; repeat for more."),
+    ] = None,
 ) -> None:
     """Score a whole file: id, probability, grade and percentile per lead."""
     if engine == "spark":
@@ -258,12 +276,17 @@ def score(
         return
     if engine != "local":
         raise LeadscoreError(f"--engine {engine!r} must be local or spark")
-    from training.batch import score_file
+    from training.batch import FileLayout, score_file
     from training.bundle import load_bundle
 
     bundle = load_bundle(model)
-    report = score_file(bundle, data, out, chunk_rows, show_progress=progress)
+    layout = FileLayout(sep, id_column, tuple(keep or ()))
+    report = score_file(bundle, data, out, chunk_rows, show_progress=progress, layout=layout)
     typer.echo(f"scored {report.rows:,} leads with model {bundle.version} into {report.out}")
+    if report.missing:
+        typer.echo(f"note: not in {data}, scored as unanswered: {', '.join(report.missing)}", err=True)
+    if report.rows and report.id_column is None:
+        typer.echo(f"note: no id column found in {data}; scores follow its row order (pass --id COLUMN)", err=True)
 
 
 @app.command()
@@ -291,7 +314,7 @@ def profile(
     typer.echo(found.to_text(top))
 
 
-models_app = typer.Typer(help="The bundles in the models folder.", no_args_is_help=True)
+models_app = typer.Typer(help="The bundles in the models folder.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(models_app, name="models")
 
 
@@ -339,7 +362,7 @@ def list_models(models_dir: ModelsDirOption = None) -> None:
             f"{mark}{row['version']:24} {row['dataset'] or '-':12} {auc:>8} {ece:>7} "
             f"{row['registered_version'] or '-':>8}  {row['created_at']}"
         )
-    typer.echo("* champion")
+    typer.echo("(* marks the champion)")
 
 
 @app.command("promote")

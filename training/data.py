@@ -83,18 +83,18 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
         raise LeadscoreError(f"{path} is empty: a lead table needs a header row and data rows") from None
     except pd.errors.ParserError as exc:
         # a ';'-separated file with decimal commas fails to parse instead of reading as one column
-        _refuse_wrong_delimiter(path, _first_line(path), sep)
+        refuse_wrong_delimiter(path, first_line(path), sep)
         detail = str(exc).strip().splitlines()[-1]
         raise LeadscoreError(f"{path} is not a well-formed CSV file: {detail}") from None
     if frame.shape[1] == 1:
-        _refuse_wrong_delimiter(path, str(frame.columns[0]), sep)
+        refuse_wrong_delimiter(path, str(frame.columns[0]), sep)
     _refuse_duplicate_header(path, sep)
     return frame
 
 
 def _refuse_duplicate_header(path: Path, sep: str) -> None:
     """pandas renames a repeated CSV column to 'name.1', which would train on it silently; refuse it instead."""
-    header = next(csv.reader([_first_line(path)], delimiter=sep), [])
+    header = next(csv.reader([first_line(path)], delimiter=sep), [])
     names = [name.strip() for name in header]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -103,7 +103,7 @@ def _refuse_duplicate_header(path: Path, sep: str) -> None:
         )
 
 
-def _first_line(path: Path) -> str:
+def first_line(path: Path) -> str:
     with path.open(encoding="utf-8-sig") as handle:
         return handle.readline().rstrip("\r\n")
 
@@ -120,7 +120,8 @@ def _refuse_non_utf8(path: Path) -> None:
                 ) from None
 
 
-def _refuse_wrong_delimiter(path: Path, header: str, sep: str) -> None:
+def refuse_wrong_delimiter(path: Path, header: str, sep: str) -> None:
+    """A header that csv.Sniffer reads as separated by another of , ; tab | is refused, naming the --sep to pass."""
     if sep in header:
         return
     try:

@@ -1,6 +1,6 @@
 """Faults: the database goes away mid-run, the server is stopped under load, a bad bundle is offered.
 
-Already proved elsewhere, and referenced in the README's reliability table rather than repeated here:
+Already proved elsewhere, and referenced in the reliability table (docs/reliability.md) rather than repeated here:
 acknowledged outcomes survive kill -9 on SQLite and PostgreSQL (tests/e2e/test_service_e2e.py::
 test_acknowledged_outcomes_survive_kill_9), SIGTERM after a run flushes the score log (::test_sigterm_flushes_
 the_score_log), and a reload to a corrupt bundle keeps the old model (::test_reload_to_a_corrupt_bundle_keeps_

@@ -1,6 +1,6 @@
 """Security: who may call what, secrets and personal data that must never leak, limits, and where bundles come from.
 
-Already proved elsewhere and referenced in the README's reliability table: 401/403 on the routes listed in
+Already proved elsewhere and referenced in the reliability table (docs/reliability.md): 401/403 on the routes listed in
 tests/service/test_api.py (test_reader_routes_need_a_key, test_admin_route_needs_an_admin_key,
 test_open_access_serves_reads_but_disables_admin), 413 for bodies and batches in-process
 (test_oversized_bodies_get_413, test_batch_limits_and_shape), and PII kept out of the SQLite score log for
@@ -38,6 +38,8 @@ from training.bundle import FORMAT_VERSION, library_versions
 PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # the sales-ops page shell, its two packaged files and whether it must ask for a key: no data (service/dashboard.py)
 PUBLIC |= {"/", "/dashboard", "/dashboard/assets/{name}", "/v1/dashboard/access"}
+# Swagger UI's packaged script, style sheet and icon for /docs: no data (service/docs.py)
+PUBLIC |= {"/docs/assets/{name}"}
 ADMIN = {"/v1/admin/reload", "/v1/leads/{lead_id}"}  # the second: DELETE, erasing a lead
 WRONG_KEY = "wrong-key-that-must-not-echo-4411"
 BODIES: dict[str, Any] = {

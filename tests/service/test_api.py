@@ -391,3 +391,51 @@ def test_docs_and_metrics_are_exposed_as_configured(
         assert client.get(path).status_code == (404 if docs == 404 else 200), path
     assert client.get("/metrics", headers={"X-API-Key": "wrong"}).status_code == metrics
     assert client.get("/metrics").status_code == 200
+
+
+@pytest.mark.parametrize("lane", [True, False], ids=["lane", "routes"])
+def test_single_and_batch_replies_carry_reasons_unless_asked_not_to(
+    make_client: AppFactory, trained: Trained, lane: bool
+) -> None:
+    client = make_client(fast_lane=lane)
+    lead = _lead(trained)
+    single = client.post("/v1/leads/score", json=lead).json()
+    batch = client.post("/v1/leads/score/batch", json={"leads": [lead, lead]}).json()["results"]
+    assert single["reasons"] and [r["reasons"] for r in batch] == [single["reasons"]] * 2
+    assert [r["base_value"] for r in batch] == [single["base_value"]] * 2
+    assert client.post("/v1/leads/score?reasons=false", json=lead).json()["reasons"] is None
+    skipped = client.post("/v1/leads/score/batch?reasons=false", json={"leads": [lead, lead]}).json()["results"]
+    assert [r["reasons"] for r in skipped] == [None, None]
+    documented = client.get("/openapi.json").json()["paths"]
+    defaults = {
+        path: next(p for p in documented[path]["post"]["parameters"] if p["name"] == "reasons")["schema"]["default"]
+        for path in ("/v1/leads/score", "/v1/leads/score/batch")
+    }
+    assert set(defaults.values()) == {"true"}
+
+
+def test_metrics_label_the_page_and_docs_routes_by_their_path(client: TestClient) -> None:
+    for path in ("/", "/dashboard", "/dashboard/assets/dashboard.js", "/v1/dashboard/access", "/docs", "/openapi.json"):
+        assert client.get(path).status_code == 200, path
+    client.get("/no/such/page")
+    text = client.get("/metrics").text
+    for route in ("/", "/dashboard", "/dashboard/assets/{name}", "/v1/dashboard/access", "/docs", "/openapi.json"):
+        assert f'leadscore_requests_total{{method="GET",route="{route}",status="200"}}' in text, route
+    assert 'route="unmatched",status="404"' in text
+    assert 'route="unmatched",status="200"' not in text
+
+
+def test_the_docs_page_loads_swagger_ui_from_this_service(client: TestClient) -> None:
+    import re
+
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert not re.search(r"(?:src|href)=[\"']?(?:https?:)?//", page.text), "the page loads something from elsewhere"
+    assets = re.findall(r"(?:src|href)=\"(/docs/assets/[^\"]+)\"", page.text)
+    assert {"/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"} <= set(assets)
+    for asset in assets:
+        reply = client.get(asset)
+        assert reply.status_code == 200 and len(reply.content) > 500, asset
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self' 'sha256-" in policy and "default-src 'none'" in policy
+    assert client.get("/docs/assets/__init__.py").status_code == 404

@@ -124,3 +124,91 @@ def test_csv_cells_that_spreadsheets_would_run_are_escaped(trained: Trained, tmp
         expected = [f"'{v}" for v in hostile[:6]] + hostile[6:] if suffix == ".csv" else hostile
         assert written["lead_id"].tolist() == expected
         assert (written["probability"] > 0).all()
+
+
+def _score(trained: Trained, data: Path, out: Path, *extra: str):
+    return trained.env.cli(
+        "score", "--model", str(trained.bundle_dir), "--data", str(data), "--out", str(out), "--no-progress", *extra
+    )
+
+
+def test_a_semicolon_file_is_refused_naming_the_separator_and_scored_with_sep(
+    trained: Trained, fresh_leads: Path, tmp_path: Path
+) -> None:
+    leads = pd.read_csv(fresh_leads)
+    data = tmp_path / "semicolons.csv"
+    leads.to_csv(data, sep=";", index=False)
+    refused = _score(trained, data, tmp_path / "refused.csv")
+    assert refused.exit_code == 2
+    assert refused.stderr.count("\n") == 1 and "separated by ';'" in refused.stderr and "--sep ';'" in refused.stderr
+    assert not (tmp_path / "refused.csv").exists()
+
+    result = _score(trained, data, tmp_path / "scores.csv", "--sep", ";")
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(tmp_path / "scores.csv")
+    assert scored["lead_id"].tolist() == leads["lead_id"].tolist()
+    assert np.max(np.abs(scored["probability"].to_numpy() - trained.bundle.predict_proba(leads))) <= 1e-9
+
+
+def test_column_names_match_whatever_their_case(trained: Trained, fresh_leads: Path, tmp_path: Path) -> None:
+    leads = pd.read_csv(fresh_leads)
+    data = tmp_path / "upper.csv"
+    leads.rename(columns=lambda name: f" {name.upper()}").to_csv(data, index=False)
+    result = _score(trained, data, tmp_path / "scores.csv", "--chunk-rows", "1000")
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(tmp_path / "scores.csv")
+    assert scored.columns[0] == " LEAD_ID" and scored[" LEAD_ID"].tolist() == leads["lead_id"].tolist()
+    assert np.max(np.abs(scored["probability"].to_numpy() - trained.bundle.predict_proba(leads))) <= 1e-9
+    assert scored["probability"].nunique() > 1_000
+
+
+def test_a_file_without_the_models_fields_is_refused_naming_them(
+    trained: Trained, fresh_leads: Path, tmp_path: Path
+) -> None:
+    leads = pd.read_csv(fresh_leads)
+    fields = trained.bundle.fields
+    unrelated = tmp_path / "unrelated.csv"
+    leads.rename(columns={name: f"x_{name}" for name in fields}).to_csv(unrelated, index=False)
+    result = _score(trained, unrelated, tmp_path / "scores.csv")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "none of the model's fields" in result.stderr and all(name in result.stderr for name in fields)
+
+    mostly_missing = tmp_path / "mostly-missing.csv"
+    leads.drop(columns=fields[: len(fields) // 2 + 1]).to_csv(mostly_missing, index=False)
+    result = _score(trained, mostly_missing, tmp_path / "scores.csv")
+    assert result.exit_code == 2 and f"{len(fields) // 2 + 1} of the model's {len(fields)} fields" in result.stderr
+    assert fields[0] in result.stderr and not (tmp_path / "scores.csv").exists()
+
+    one_missing = tmp_path / "one-missing.csv"
+    leads.drop(columns=fields[0]).to_csv(one_missing, index=False)
+    result = _score(trained, one_missing, tmp_path / "scores.csv")
+    assert result.exit_code == 0 and f"scored as unanswered: {fields[0]}" in result.stderr
+
+
+def test_the_id_and_kept_columns_are_carried_when_the_spec_names_no_id(
+    trained: Trained, fresh_leads: Path, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from training.batch import FileLayout, score_file
+
+    leads = pd.read_csv(fresh_leads)
+    no_id = replace(trained.bundle, spec={**trained.bundle.spec, "id": None})
+    found = score_file(no_id, fresh_leads, tmp_path / "found.csv", show_progress=False)
+    assert found.id_column == "lead_id"
+    assert pd.read_csv(tmp_path / "found.csv")["lead_id"].tolist() == leads["lead_id"].tolist()
+
+    data = tmp_path / "crm.csv"
+    leads.rename(columns={"lead_id": "Ref"}).to_csv(data, index=False)
+    layout = FileLayout(id_column="ref", keep=("email", "REGION"))
+    report = score_file(no_id, data, tmp_path / "kept.parquet", chunk_rows=700, show_progress=False, layout=layout)
+    kept = pd.read_parquet(tmp_path / "kept.parquet")
+    assert report.id_column == "Ref"
+    assert list(kept.columns) == ["Ref", "email", "region", "probability", "grade", "percentile"]
+    assert kept["Ref"].tolist() == leads["lead_id"].tolist() and kept["email"].tolist() == leads["email"].tolist()
+
+    result = _score(trained, data, tmp_path / "cli.csv", "--id", "Ref", "--keep", "email", "--keep", "city")
+    assert result.exit_code == 0, result.output
+    assert list(pd.read_csv(tmp_path / "cli.csv").columns)[:3] == ["Ref", "email", "city"]
+    unknown = _score(trained, data, tmp_path / "x.csv", "--keep", "fax")
+    assert unknown.exit_code == 2 and "--keep 'fax' is not a column" in unknown.stderr

@@ -88,6 +88,9 @@ def test_promote_and_rollback_move_the_champion_everywhere(registry_env: Trainin
 
     listing = registry_env.cli("models", "list")
     assert f"* {first['version']}" in listing.stdout
+    *rows, legend = listing.stdout.splitlines()[1:]
+    assert legend == "(* marks the champion)"  # a legend, never a line that reads like a bundle's row
+    assert [row[2:].split()[0] for row in rows] == [row["version"] for row in list_versions(registry_env.models_dir)]
 
 
 def test_rollback_with_no_history_and_unknown_versions_fail_cleanly(training_env: TrainingEnv) -> None:
