@@ -60,3 +60,12 @@ class ServiceSettings(BaseSettings):
 @lru_cache
 def get_service_settings() -> ServiceSettings:
     return ServiceSettings()
+
+
+class ScoreLogSettings(BaseSettings):
+    """The score log's location alone, read as the service reads it, for commands that need nothing else (so
+    another setting's bad value stays the service's to report)."""
+
+    model_config = SettingsConfigDict(env_prefix="LEADSCORE_", env_file=".env", extra="ignore")
+
+    database_url: str = ServiceSettings.model_fields["database_url"].default

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
@@ -134,36 +133,29 @@ LabelWindowOption = Annotated[
         "newer ones are left out."
     ),
 ]
-DatabaseOption = Annotated[
+DatabaseUrlOption = Annotated[
     str | None,
-    typer.Option("--database", help="The service's score log (default: LEADSCORE_DATABASE_URL, as the service)."),
+    typer.Option("--database-url", help="The service's score log (default: LEADSCORE_DATABASE_URL, as the service)."),
 ]
 
 
-def _service_database_url(database: str | None) -> str:
-    """The score log the service writes to, unless given."""
-    from pydantic import ValidationError
+def _service_database_url(given: str | None) -> str:
+    """The score log the service writes to (LEADSCORE_DATABASE_URL), unless given."""
+    from service.settings import ScoreLogSettings
 
-    from service.settings import ServiceSettings
-
-    if database:
-        return database
-    try:
-        return ServiceSettings().database_url
-    except ValidationError as exc:
-        problem = exc.errors()[0]["msg"]
-        raise LeadscoreError(f"the service settings are not valid ({problem}); pass --database") from None
+    return given or ScoreLogSettings().database_url
 
 
-def _write_log_dataset(database: str | None, spec: Path, label_window: str, out: Path) -> Path:
+def _write_log_dataset(database_url: str | None, spec: Path, label_window: str, out: Path) -> Path:
     """Read the score log into a lead table and its spec, print what became of each lead; returns the spec's path."""
     from training.data import redact_passwords
-    from training.from_log import check_output, dataset_from_log, parse_window, write_dataset
+    from training.durations import parse_duration
+    from training.from_log import check_output, dataset_from_log, write_dataset
     from training.spec import read_spec
 
-    parse_window(label_window)
+    parse_duration(label_window, "--label-window")
     check_output(out)
-    url = _service_database_url(database)
+    url = _service_database_url(database_url)
     dataset = dataset_from_log(url, read_spec(spec), label_window)
     typer.echo(f"read the score log at {redact_passwords(url)}")
     typer.echo(dataset.counts.describe(label_window))
@@ -178,20 +170,20 @@ def dataset(
     out: Annotated[Path, typer.Option("--out", help="Lead table to write: .csv or .parquet.")],
     spec: SpecOption,
     from_log: Annotated[bool, typer.Option("--from-log", help="Build it from the service's score log.")] = False,
-    database: DatabaseOption = None,
+    database_url: DatabaseUrlOption = None,
     label_window: LabelWindowOption = "90d",
 ) -> None:
     """Write a trainable lead table: each lead's fields as first scored, its latest outcome as the target."""
     if not from_log:
         raise LeadscoreError("say where the leads come from: --from-log (the service's score log)")
-    _write_log_dataset(database, spec, label_window, out)
+    _write_log_dataset(database_url, spec, label_window, out)
 
 
 @app.command()
 @one_line_errors
 def retrain(
     spec: SpecOption,
-    database: DatabaseOption = None,
+    database_url: DatabaseUrlOption = None,
     label_window: LabelWindowOption = "90d",
     out: Annotated[
         Path | None, typer.Option("--out", help="Where the lead table goes (default: data/from-log/<time>.parquet).")
@@ -217,7 +209,7 @@ def retrain(
     from datetime import UTC, datetime
 
     table = out or Path("data/from-log") / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.parquet"
-    spec_out = _write_log_dataset(database, spec, label_window, table)
+    spec_out = _write_log_dataset(database_url, spec, label_window, table)
     train(
         data=str(table),
         spec=spec_out,
@@ -393,35 +385,11 @@ def rollback(models_dir: ModelsDirOption = None) -> None:
 log_app = typer.Typer(help="The score log: prune what is old, erase one lead.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
 
-DatabaseUrlOption = Annotated[
-    str | None,
-    typer.Option("--database-url", help="The score log (default: LEADSCORE_DATABASE_URL or sqlite:///leadscore.db)."),
-]
-DURATION_UNITS = {"d": "days", "h": "hours"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """A positive number of days or hours: 180d, 12h."""
-    match = re.fullmatch(r"\s*(\d+)\s*([dh])\s*", text.lower())
-    amount = int(match.group(1)) if match else 0
-    if not match or amount == 0:
-        raise LeadscoreError(
-            f"--older-than {text!r} is not a duration: give a number of days or hours, like 180d or 12h"
-        )
-    return timedelta(**{DURATION_UNITS[match.group(2)]: amount})
-
 
 def _score_log(database_url: str | None):  # -> sqlalchemy Engine
-    from pydantic import ValidationError
-
-    from service.settings import ServiceSettings
     from service.store import StoreUnavailable, open_score_log
 
-    if database_url is None:
-        try:
-            database_url = ServiceSettings().database_url
-        except ValidationError:  # another setting's bad value is the service's to report
-            database_url = ServiceSettings.model_fields["database_url"].default
+    database_url = _service_database_url(database_url)
     try:
         return open_score_log(database_url)
     except (StoreUnavailable, ValueError) as exc:
@@ -437,8 +405,9 @@ def prune_log(
 ) -> None:
     """Remove scores, their lead fields and index entries (and dead letters) older than the given age."""
     from service.store import prune
+    from training.durations import parse_duration
 
-    cutoff = datetime.now(UTC) - parse_duration(older_than)
+    cutoff = datetime.now(UTC) - parse_duration(older_than, "--older-than")
     engine = _score_log(database_url)
     try:
         removed = prune(engine, cutoff, outcomes=outcomes)

@@ -8,7 +8,6 @@ as not converted; newer, they are left out, since their outcome may still come.
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,6 @@ from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.store import (
-    _scores_frame,
     build_engine,
     database_url,
     describe_error,
@@ -27,6 +25,8 @@ from service.store import (
     redact_url,
     score_batches_table,
 )
+from service.store.reading import scores_frame
+from training.durations import parse_duration
 from training.errors import LeadscoreError
 from training.spec import DatasetSpec, MissingValues, write_spec
 from training.synthetic import write_leads
@@ -39,7 +39,6 @@ BLOBS_PER_READ = 64  # score-log writes decoded at a time: each holds up to one 
 OUTCOMES_PER_READ = 10_000
 _SCORE_ONLY = ("probability", "grade")  # score columns the dataset leaves out
 _NOT_FIELDS = {"lead_id", MODEL_VERSION, "scored_at", "converted", "outcome_value"}
-_WINDOW_UNITS = {"d": "days", "w": "weeks", "h": "hours"}
 
 
 @dataclass(frozen=True)
@@ -72,19 +71,11 @@ class LogDataset:
     counts: LabelCounts
 
 
-def parse_window(text: str) -> timedelta:
-    """`90d`, `12w` or `36h` as a duration; anything else is a one-line error."""
-    match = re.fullmatch(r"\s*(\d+)\s*([dwh])\s*", text)
-    if not match:
-        raise LeadscoreError(f"--label-window {text!r} must be a whole number of days, weeks or hours, e.g. 90d")
-    return timedelta(**{_WINDOW_UNITS[match.group(2)]: int(match.group(1))})
-
-
 def dataset_from_log(
     url: str, spec: DatasetSpec, window: str = DEFAULT_LABEL_WINDOW, now: datetime | None = None
 ) -> LogDataset:
     """Read the score log and outcomes at this database URL into a labelled lead table and its spec."""
-    span = parse_window(window)
+    span = parse_duration(window, "--label-window")
     engine = _open(url)
     try:
         first = read_first_scores(engine)
@@ -107,7 +98,7 @@ def _open(url: str) -> Engine:
     on_disk = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
     if on_disk and not Path(str(parsed.database)).is_file():  # SQLite would create an empty one
         raise LeadscoreError(
-            f"SQLite database {parsed.database} not found; pass --database or set LEADSCORE_DATABASE_URL"
+            f"SQLite database {parsed.database} not found; pass --database-url or set LEADSCORE_DATABASE_URL"
         )
     engine = build_engine(parsed)
     try:
@@ -161,8 +152,8 @@ def read_first_scores(engine: Engine, blobs_per_read: int = BLOBS_PER_READ) -> p
 
 def _earliest_per_lead(blobs: list[bytes]) -> pd.DataFrame:
     """These writes' scores (given oldest first), each lead's earliest only, lead fields as columns."""
-    # _scores_frame takes writes newest first and returns scores newest first, ties in written order reversed
-    frame = _scores_frame(blobs[::-1], sys.maxsize).iloc[::-1]
+    # scores_frame takes writes newest first and returns scores newest first, ties in written order reversed
+    frame = scores_frame(blobs[::-1], sys.maxsize).iloc[::-1]
     frame = frame.drop(columns=list(_SCORE_ONLY))
     frame = frame.rename(columns={f"feature_{name}": name for name in _SCORE_ONLY})  # lead fields named like them
     frame = frame[frame["lead_id"].notna()]

@@ -86,7 +86,7 @@ def test_retrain_from_the_score_log_matches_training_from_the_file(
 
     table = tmp_path / "from-log.parquet"
     result = env.cli(
-        "retrain", "--spec", str(SAMPLE_SPEC), "--database", database_url, "--out", str(table), "--folds", "1"
+        "retrain", "--spec", str(SAMPLE_SPEC), "--database-url", database_url, "--out", str(table), "--folds", "1"
     )
     assert result.exit_code == 0, result.output
     assert f"{LEADS:,} leads in the score log: {LEADS:,} with an outcome, 0 counted as not converted" in result.output

@@ -14,6 +14,7 @@ from service.store import ScoreBatch, ScoreRecord, ScoreStore, build_engine, dat
 from tests.conftest import TrainingEnv
 from training.cli import app
 from training.data import prepare_leads, read_table
+from training.durations import parse_duration
 from training.errors import LeadscoreError
 from training.from_log import (
     MODEL_VERSION,
@@ -21,7 +22,6 @@ from training.from_log import (
     dataset_from_log,
     label_leads,
     lead_table,
-    parse_window,
     read_first_scores,
     write_dataset,
 )
@@ -72,22 +72,22 @@ def test_the_label_window_decides_leads_without_an_outcome() -> None:
 
 def test_a_longer_window_leaves_more_leads_out() -> None:
     first = _first_scores({"a": 200, "b": 91, "c": 89})
-    _, counts = label_leads(first, _outcomes({}), parse_window("180d"), now=NOW)
+    _, counts = label_leads(first, _outcomes({}), parse_duration("180d", "--label-window"), now=NOW)
     assert (counts.assumed_not_converted, counts.left_out) == (1, 2)
 
 
 @pytest.mark.parametrize(("text", "days"), [("90d", 90), ("12w", 84), ("48h", 2), (" 7d ", 7)])
 def test_label_windows_read_as_durations(text: str, days: int) -> None:
-    assert parse_window(text) == timedelta(days=days)
+    assert parse_duration(text, "--label-window") == timedelta(days=days)
 
 
 def test_a_bad_label_window_is_a_one_line_error(training_env: TrainingEnv, tmp_path: Path) -> None:
     result = training_env.cli(
-        "dataset", "--from-log", "--database", f"sqlite:///{tmp_path / 'x.db'}", "--spec", str(tmp_path / "s.yaml"),
+        "dataset", "--from-log", "--database-url", f"sqlite:///{tmp_path / 'x.db'}", "--spec", str(tmp_path / "s.yaml"),
         "--out", str(tmp_path / "o.csv"), "--label-window", "3 months",
     )  # fmt: skip
     assert result.exit_code == 2
-    assert "--label-window '3 months' must be a whole number of days" in result.output
+    assert "--label-window '3 months' is not a duration: give a whole number of hours, days or weeks" in result.output
 
 
 def test_a_missing_score_log_is_a_one_line_error(training_env: TrainingEnv, tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_a_missing_score_log_is_a_one_line_error(training_env: TrainingEnv, tmp_
     write_spec(SPEC, spec)
     missing = tmp_path / "nowhere.db"
     result = training_env.cli(
-        "dataset", "--from-log", "--database", f"sqlite:///{missing}", "--spec", str(spec),
+        "dataset", "--from-log", "--database-url", f"sqlite:///{missing}", "--spec", str(spec),
         "--out", str(tmp_path / "o.csv"),
     )  # fmt: skip
     assert result.exit_code == 2

@@ -69,7 +69,8 @@ def test_a_duration_that_is_not_one_is_refused_in_one_line(duration: str, tmp_pa
     result = run("prune", "--older-than", duration, "--database-url", f"sqlite:///{tmp_path / 'x.db'}")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr == (
-        f"error: --older-than {duration!r} is not a duration: give a number of days or hours, like 180d or 12h\n"
+        f"error: --older-than {duration!r} is not a duration: "
+        "give a whole number of hours, days or weeks, like 180d, 12w or 36h\n"
     )
 
 
