@@ -67,6 +67,19 @@ SepOption = Annotated[str, typer.Option(help="CSV field separator.")]
 ModelsDirOption = Annotated[
     Path | None, typer.Option("--models-dir", help="Bundle folder (default: LEADSCORE_MODELS_DIR or models/).")
 ]
+OutputDirOption = Annotated[Path | None, typer.Option(help="Where bundles go (default: models/).")]
+ExperimentOption = Annotated[str | None, typer.Option(help="MLflow experiment name.")]
+PromoteOption = Annotated[bool, typer.Option(help="Promote to champion if it passes the quality gate.")]
+ForceOption = Annotated[bool, typer.Option(help="Promote even if the quality gate refuses.")]
+MinPerClassOption = Annotated[int, typer.Option(min=1, help="Minimum converted and not-converted leads.")]
+LeakageThresholdOption = Annotated[
+    float, typer.Option(min=0.5, max=1.0, help="Single-field holdout ROC AUC that stops training.")
+]
+AucMarginOption = Annotated[float, typer.Option(help="Quality gate: ROC AUC may be this much below the champion's.")]
+SeedOption = Annotated[int, typer.Option(help="Random seed for folds and fitting (not the holdout).")]
+FoldsOption = Annotated[
+    int, typer.Option(min=1, help="Cross-validation folds that choose the model; 1: a single split.")
+]
 
 
 @app.command()
@@ -77,21 +90,15 @@ def train(
     table: TableOption = None,
     query: QueryOption = None,
     sep: SepOption = ",",
-    output_dir: Annotated[Path | None, typer.Option(help="Where bundles go (default: models/).")] = None,
-    experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
-    promote: Annotated[bool, typer.Option(help="Promote to champion if it passes the quality gate.")] = True,
-    force: Annotated[bool, typer.Option(help="Promote even if the quality gate refuses.")] = False,
-    min_per_class: Annotated[int, typer.Option(min=1, help="Minimum converted and not-converted leads.")] = 40,
-    leakage_threshold: Annotated[
-        float, typer.Option(min=0.5, max=1.0, help="Single-field holdout ROC AUC that stops training.")
-    ] = 0.90,
-    auc_margin: Annotated[
-        float, typer.Option(help="Quality gate: ROC AUC may be this much below the champion's.")
-    ] = 0.01,
-    seed: Annotated[int, typer.Option(help="Random seed for folds and fitting (not the holdout).")] = 0,
-    folds: Annotated[
-        int, typer.Option(min=1, help="Cross-validation folds that choose the model; 1: a single split.")
-    ] = 5,
+    output_dir: OutputDirOption = None,
+    experiment: ExperimentOption = None,
+    promote: PromoteOption = True,
+    force: ForceOption = False,
+    min_per_class: MinPerClassOption = 40,
+    leakage_threshold: LeakageThresholdOption = 0.90,
+    auc_margin: AucMarginOption = 0.01,
+    seed: SeedOption = 0,
+    folds: FoldsOption = 5,
 ) -> None:
     """Train, evaluate and register a model; write its bundle; promote it if it is at least as good."""
     from training.settings import get_training_settings
@@ -188,21 +195,15 @@ def retrain(
     out: Annotated[
         Path | None, typer.Option("--out", help="Where the lead table goes (default: data/from-log/<time>.parquet).")
     ] = None,
-    output_dir: Annotated[Path | None, typer.Option(help="Where bundles go (default: models/).")] = None,
-    experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
-    promote: Annotated[bool, typer.Option(help="Promote to champion if it passes the quality gate.")] = True,
-    force: Annotated[bool, typer.Option(help="Promote even if the quality gate refuses.")] = False,
-    min_per_class: Annotated[int, typer.Option(min=1, help="Minimum converted and not-converted leads.")] = 40,
-    leakage_threshold: Annotated[
-        float, typer.Option(min=0.5, max=1.0, help="Single-field holdout ROC AUC that stops training.")
-    ] = 0.90,
-    auc_margin: Annotated[
-        float, typer.Option(help="Quality gate: ROC AUC may be this much below the champion's.")
-    ] = 0.01,
-    seed: Annotated[int, typer.Option(help="Random seed for folds and fitting (not the holdout).")] = 0,
-    folds: Annotated[
-        int, typer.Option(min=1, help="Cross-validation folds that choose the model; 1: a single split.")
-    ] = 5,
+    output_dir: OutputDirOption = None,
+    experiment: ExperimentOption = None,
+    promote: PromoteOption = True,
+    force: ForceOption = False,
+    min_per_class: MinPerClassOption = 40,
+    leakage_threshold: LeakageThresholdOption = 0.90,
+    auc_margin: AucMarginOption = 0.01,
+    seed: SeedOption = 0,
+    folds: FoldsOption = 5,
 ) -> None:
     """Retrain from what the service saw: `dataset --from-log`, then `train` on it (the newest leads are the
     holdout the quality gate compares against the champion)."""
