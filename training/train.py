@@ -45,6 +45,7 @@ from training.settings import TrainingSettings
 from training.spec import DatasetSpec, read_spec
 from training.split import Split, split_holdout, split_leads
 from training.tracking import TrackedRun, log_training_run
+from training.wording import Wording
 
 EXAMPLE_ROWS = 20
 DEFAULT_FOLDS = 5
@@ -303,6 +304,7 @@ def fit_and_evaluate(
         notes=list(table.notes),
         split=split.describe(),
         versions=library_versions(),
+        wording=Wording.from_spec(table.spec, table.kinds),
     )
     params = _run_params(table, split, fitted, options)
     paired = _paired_folds(features.iloc[split.fit].reset_index(drop=True), fitted) if fitted.selection else None
