@@ -17,6 +17,7 @@ from service.schemas import BatchScores, LeadScore, OutcomeIn, OutcomeOut
 from service.scoring import REASON_MODES, admit, confirm_stored, prepare_batch, run_batch, score_one_lead
 from service.scoring import serving_model as scoring_model
 from service.store import StoreUnavailable
+from training.profile import worded_profile
 
 router = APIRouter()
 
@@ -167,7 +168,7 @@ def model_importance(request: Request) -> dict[str, Any]:
 def model_profile(request: Request) -> dict[str, Any]:
     """What the best customers share, as ranked qualification questions."""
     model = serving_model(request)
-    return {"model_version": model.version, **model.bundle.profile}
+    return {"model_version": model.version, **worded_profile(model.bundle.profile, model.bundle.wording)}
 
 
 @router.get(
