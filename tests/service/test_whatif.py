@@ -78,14 +78,18 @@ def test_without_actionable_fields_the_reply_says_so(client: TestClient, trained
     assert body["grade"] in trained.bundle.grades["names"]
 
 
-def test_pairs_from_each_fields_best_values_when_every_pair_would_be_too_many(
+def test_one_fast_path_call_and_pairs_from_each_fields_best_values_when_all_pairs_are_too_many(
     trained: Trained, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scorer = Scorer(trained.bundle)
     wording = trained.bundle.wording
     assert wording is not None
     lead = {name: WHAT_IF_EXAMPLE.get(name) for name in scorer.fields}
+    calls: list[int] = []
+    score_matrix = scorer.probabilities
+    monkeypatch.setattr(scorer, "probabilities", lambda matrix: calls.append(len(matrix)) or score_matrix(matrix))
     every = what_if(scorer, wording, trained.bundle.reference, lead)
+    assert len(calls) == 1 and calls[0] > 10  # the lead, every single change and every pair: one call
     monkeypatch.setattr("service.whatif.MAX_ROWS", 2)
     pruned = what_if(scorer, wording, trained.bundle.reference, lead)
     assert pruned["suggestions"] == every["suggestions"]  # the best pair is built from each field's best values
