@@ -32,6 +32,7 @@ from sklearn.pipeline import Pipeline
 
 from training.errors import LeadscoreError
 from training.schema import FieldSchema
+from training.wording import Wording
 
 FORMAT_VERSION = 1
 BUNDLE_FILE = "bundle.joblib"
@@ -67,6 +68,12 @@ class Bundle:
     notes: list[str] = field(default_factory=list)
     split: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    # None only in bundles written before wording existed; filled with humanised defaults when built or loaded.
+    wording: Wording | None = None
+
+    def __post_init__(self) -> None:
+        if self.wording is None:
+            self.wording = default_wording(self)
 
     @property
     def fields(self) -> list[str]:
@@ -75,6 +82,11 @@ class Bundle:
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated conversion probability per row."""
         return self.pipeline.predict_proba(frame)[:, 1]
+
+
+def default_wording(bundle: Bundle) -> Wording:
+    """The spec's words for a bundle's fields: older bundles kept their spec and schema but no Wording."""
+    return Wording.from_spec(bundle.spec, {f.name: f.kind for f in bundle.schema})
 
 
 def new_version() -> str:
@@ -251,6 +263,8 @@ def load_bundle(directory: Path | str) -> Bundle:
         raise BundleError(f"{directory / BUNDLE_FILE} cannot be loaded ({type(exc).__name__}); retrain it") from None
     if not isinstance(bundle, Bundle) or bundle.version != sidecar.get("version"):
         raise BundleError(f"{directory / BUNDLE_FILE} does not hold bundle {sidecar.get('version')}")
+    if getattr(bundle, "wording", None) is None:  # unpickling skips __post_init__
+        bundle.wording = default_wording(bundle)
     return bundle
 
 

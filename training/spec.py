@@ -85,6 +85,69 @@ def _placeholder_texts(values: Any) -> Any:
     return values
 
 
+# Units a numeric field may declare; each formats its numbers the way a person says them (see training/wording.py).
+UNITS = ("money", "percent", "share", "count", "minutes", "hours", "days", "weeks", "months", "years")
+
+
+class FieldWording(BaseModel):
+    """How a person asks about one field and reads its values; what a rep may ask or change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1)
+    question: str | None = Field(default=None, min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+    unit: str | None = None
+    currency: str | None = Field(default=None, min_length=1)
+    askable: bool | None = None
+    actionable: bool = False
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _label_keys_are_values(cls, labels: Any) -> Any:
+        """YAML reads `true:` and `3:` as a boolean and a number; a label belongs to the value's text."""
+        if not isinstance(labels, dict):
+            raise ValueError("must be a mapping of value to label, e.g. {decision_maker: Decision-maker}")
+        return {label_key(key): _label_text(key, label) for key, label in labels.items()}
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_are_words(cls, labels: dict[str, str]) -> dict[str, str]:
+        empty = [key for key, label in labels.items() if not label.strip()]
+        if empty:
+            raise ValueError(f"label of {empty[0]!r} is empty")
+        return labels
+
+    @field_validator("unit")
+    @classmethod
+    def _unit_is_known(cls, unit: str | None) -> str | None:
+        if unit is not None and unit not in UNITS:
+            raise ValueError(f"unknown unit {unit!r} (allowed: {', '.join(UNITS)})")
+        return unit
+
+    @model_validator(mode="after")
+    def _currency_needs_money(self) -> FieldWording:
+        if self.currency is not None and self.unit != "money":
+            raise ValueError("currency is only for unit: money")
+        return self
+
+
+def _label_text(key: Any, label: Any) -> Any:
+    """A label is words; YAML turns an unquoted Yes or No into a boolean, so say how to keep the word."""
+    if isinstance(label, bool):
+        raise ValueError(f"label of {label_key(key)!r} is not text: quote it (YAML reads yes, no, on, off as booleans)")
+    return str(label) if isinstance(label, int | float) else label
+
+
+def label_key(value: Any) -> str:
+    """The text a value is labelled under: true/false for booleans, 3 for the codes 3 and 3.0, else its text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -112,6 +175,18 @@ class DatasetSpec(BaseModel):
     grades: GradeSpec = Field(default_factory=GradeSpec)
     description: dict[str, str] = Field(default_factory=dict)
     missing_values: MissingValues = Field(default_factory=MissingValues)
+    fields: dict[str, FieldWording] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _wording_names_features(self) -> DatasetSpec:
+        special = {self.target, self.id, self.time, self.value}
+        named = sorted(name for name in self.fields if name in special)
+        if named:
+            raise ValueError(
+                f"fields names {', '.join(map(repr, named))}, the spec's target, id, time or value; "
+                f"wording applies to feature fields only"
+            )
+        return self
 
     @model_validator(mode="after")
     def _placeholders_name_features(self) -> DatasetSpec:
@@ -138,7 +213,7 @@ class DatasetSpec(BaseModel):
     def named_columns(self) -> set[str]:
         """Every column the spec mentions, so each can be checked against the table."""
         listed = set(self.features or []) | set(self.categorical) | set(self.allow_leaky)
-        listed |= set(self.missing_values.fields)
+        listed |= set(self.missing_values.fields) | set(self.fields)
         return self.reserved_columns() | listed
 
     def feature_candidates(self, columns: Iterable[str]) -> list[str]:
@@ -196,6 +271,8 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 def _section(loc: tuple[Any, ...]) -> type[BaseModel]:
     """The part of the spec an unknown key was found in, whose keys the error lists."""
+    if loc[0] == "fields" and len(loc) > 2:
+        return FieldWording
     sections: dict[Any, type[BaseModel]] = {"grades": GradeSpec, "missing_values": MissingValues}
     return sections.get(loc[0], DatasetSpec) if len(loc) > 1 else DatasetSpec
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.spec import DatasetSpec, GradeSpec, MissingValues, write_spec
+from training.spec import DatasetSpec, FieldWording, GradeSpec, MissingValues, write_spec
 
 INTERCEPT = -5.35  # gives about 11% converted
 
@@ -128,6 +128,78 @@ SAMPLE_SPEC = DatasetSpec(
         "deal_value": "revenue of a converted lead; empty otherwise",
     },
     missing_values=MissingValues(fields={name: [value] for name, value in PLACEHOLDERS.items()}),
+    fields={
+        "lead_source": FieldWording(
+            name="lead source",
+            askable=False,
+            labels={
+                "web_organic": "Web search",
+                "paid_search": "Paid search ad",
+                "cold_list": "Bought list",
+                "referral": "Referral",
+                "event": "Event",
+                "partner": "Partner",
+                "webinar": "Webinar",
+                "podcast": "Podcast",
+            },
+        ),
+        "region": FieldWording(question="Which region are you in?"),
+        "product_line": FieldWording(
+            name="product", question="Which product are you interested in?", labels={"auto": "Car"}
+        ),
+        "company_size": FieldWording(
+            question="How many people work at your company?",
+            labels={size: f"{size} people" for size in _COMPANY_SIZES},
+        ),
+        "contact_role": FieldWording(
+            name="role in the purchase",
+            question="What is your role in the purchase?",
+            labels={"decision_maker": "Decision-maker", "other": "Other role"},
+        ),
+        "saboteur_in_group": FieldWording(
+            name="someone in the buying group against it",
+            question="Is anyone in the buying group against it?",
+        ),
+        "income_band": FieldWording(
+            name="household income",
+            question="What is your household income?",
+            labels={
+                "<30k": "Under $30k",
+                "30-60k": "$30k–60k",
+                "60-100k": "$60k–100k",
+                "100-150k": "$100k–150k",
+                "150k+": "$150k or more",
+            },
+        ),
+        "owns_home": FieldWording(name="home owner", question="Do you own your home?"),
+        "has_children": FieldWording(name="children", question="Do you have children?"),
+        "credit_check": FieldWording(name="credit check", askable=False),
+        "stated_budget": FieldWording(name="budget", question="What budget do you have in mind?", unit="money"),
+        "pages_viewed": FieldWording(name="pages viewed on the website", unit="count", askable=False),
+        "time_on_site_min": FieldWording(name="time on the website", unit="minutes", askable=False),
+        "demo_requested": FieldWording(name="demo", question="Would you like a demo?", actionable=True),
+        "email_engagement": FieldWording(name="email open rate", unit="share", askable=False, actionable=True),
+        "inquiry_type": FieldWording(
+            name="enquiry",
+            question="What is your enquiry about?",
+            labels={"product_info": "Product information", "support": "Support", "other": "Something else"},
+        ),
+        "purchase_timeframe": FieldWording(
+            name="time frame",
+            question="When are you looking to buy?",
+            labels={
+                "immediate": "Right away",
+                "1-3 months": "In 1–3 months",
+                "3-6 months": "In 3–6 months",
+                "6+ months": "In 6 months or more",
+            },
+        ),
+        "days_since_first_contact": FieldWording(name="time since first contact", unit="days", askable=False),
+        "competitor_contract": FieldWording(
+            name="contract with a competitor", question="Are you under contract with a competitor?"
+        ),
+        "city": FieldWording(question="Which city are you in?"),
+    },
 )
 
 

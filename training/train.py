@@ -45,7 +45,10 @@ from training.selection import Selection, refit, select_model
 from training.settings import TrainingSettings
 from training.spec import DatasetSpec, read_spec
 from training.split import Split, split_holdout, split_leads
+from training.timeproxy import THRESHOLD as TIME_PROXY_THRESHOLD
+from training.timeproxy import time_proxies
 from training.tracking import TrackedRun, log_training_run
+from training.wording import Wording
 
 EXAMPLE_ROWS = 20
 DEFAULT_FOLDS = 5
@@ -307,6 +310,7 @@ def fit_and_evaluate(
         notes=list(table.notes),
         split=split.describe(),
         versions=library_versions(),
+        wording=Wording.from_spec(table.spec, table.kinds, time_proxies(features, table.kinds, table.time)),
     )
     params = _run_params(table, split, fitted, options)
     paired = _paired_folds(features.iloc[split.fit].reset_index(drop=True), fitted) if fitted.selection else None
@@ -556,6 +560,20 @@ def _placeholder_lines(suggestions: list[PlaceholderSuggestion]) -> list[str]:
     ]
 
 
+def time_proxy_lines(wording: Wording | None) -> list[str]:
+    """Fields left out of questions because they describe when a lead came in (the spec may still ask them)."""
+    if wording is None:
+        return []
+    unasked = {name: share for name, share in wording.time_proxies.items() if not wording.askable(name)}
+    if not unasked:
+        return []
+    shares = ", ".join(f"{name} ({share:.0%})" for name, share in sorted(unasked.items(), key=lambda kv: -kv[1]))
+    return [
+        f"not asked, they describe when a lead came in, not who it is (its month explains at least "
+        f"{TIME_PROXY_THRESHOLD:.0%} of each; `askable: true` in the spec asks them): {shares}"
+    ]
+
+
 def cross_validation_lines(metrics: dict[str, Any]) -> list[str]:
     """The model choice in a few lines: which family won, its CV figures with their spread, the calibration."""
     cv = metrics.get("cv")
@@ -606,6 +624,7 @@ def summary_text(result: TrainResult, profile_top: int = 3, drivers_top: int = 5
         "best customers share:",
         *[f"  {t.question}" for t in profile.traits[:profile_top]],
         *_placeholder_lines(result.placeholder_suggestions),
+        *time_proxy_lines(result.bundle.wording),
         f"bundle: {result.bundle_dir}",
         f"MLflow: run {result.tracked.run_id} in {result.tracked.tracking_uri}; registered "
         f"{result.tracked.registered_name} v{result.tracked.registered_version} as challenger",
