@@ -16,6 +16,7 @@ from service.scorer import Scorer
 from service.settings import ServiceSettings
 from training.bundle import Bundle, BundleError, load_bundle, smoke_test
 from training.errors import LeadscoreError
+from training.questions import QuestionRanker
 
 REGISTRY_URI = re.compile(r"^models:/(?P<name>[^@/]+)@(?P<alias>[\w-]+)$")
 
@@ -31,6 +32,7 @@ class ServingModel:
     batch_validator: TypeAdapter
     batch_decoder: BatchDecoder
     source: str
+    ranker: QuestionRanker | None = None  # None for bundles trained before answer statistics were kept
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -111,7 +113,17 @@ def load_serving_model(settings: ServiceSettings) -> ServingModel:
         batch_validator=build_batch_validator(bundle, settings.max_string_length),
         batch_decoder=BatchDecoder(bundle, ignored_fields(bundle), scorer.read_fields, settings.max_string_length),
         source=str(directory.resolve()),
+        ranker=question_ranker(bundle, scorer),
     )
+
+
+def question_ranker(bundle: Bundle, scorer: Scorer) -> QuestionRanker | None:
+    """The next-question ranker over the serving fast path; None for a bundle without answer statistics."""
+    statistics = bundle.reference.get("answers")
+    if statistics is None:
+        return None
+    askable = bundle.wording.askable if bundle.wording is not None else None
+    return QuestionRanker(bundle.fields, statistics, scorer.probabilities, askable or (lambda name: True))
 
 
 def _prove_fast_path(bundle: Bundle, scorer: Scorer) -> None:

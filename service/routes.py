@@ -13,7 +13,8 @@ from service.champion import ServingModel
 from service.errors import NUL_FREE
 from service.follow import champion_fields
 from service.monitoring import monitoring_report
-from service.schemas import BatchScores, LeadScore, OutcomeIn, OutcomeOut
+from service.questions import NEXT_QUESTION_REPLY, NEXT_QUESTION_REQUEST, answer_table, next_questions
+from service.schemas import BatchScores, LeadScore, NextQuestions, OutcomeIn, OutcomeOut
 from service.scoring import REASON_MODES, admit, confirm_stored, prepare_batch, run_batch, score_one_lead
 from service.scoring import serving_model as scoring_model
 from service.store import StoreUnavailable
@@ -94,6 +95,48 @@ async def score_batch(request: Request) -> Response:
     admit(request.app.state, request.headers.get("x-api-key"), request.headers.get("content-type"))
     job = prepare_batch(request.app.state, request.query_params.get("reasons"), await request.body())
     return _json(await run_batch(request.app.state, job))
+
+
+@router.post(
+    "/v1/leads/next-question",
+    response_model=NextQuestions,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/Lead"},
+                    "example": NEXT_QUESTION_REQUEST,
+                }
+            },
+        },
+        **READER_SECURITY_OPENAPI,
+    },
+    responses={
+        200: {"content": {"application/json": {"example": NEXT_QUESTION_REPLY}}},
+        **READER_RESPONSES,
+        **LEAD_REJECTED,
+        **NO_MODEL,
+        409: {"description": "The model was trained before next-question statistics were kept: retrain it."},
+        413: {"description": "The body is too large."},
+        **NOT_JSON,
+    },
+)
+async def next_question(request: Request) -> Response:
+    """The unknown fields worth asking a lead next, best first: for each, what every answer would make its
+    probability and grade, and how likely each answer is given what is known. Nothing is stored."""
+    admit(request.app.state, request.headers.get("x-api-key"), request.headers.get("content-type"))
+    return _json(next_questions(request.app.state, await request.body()))
+
+
+@router.get(
+    "/v1/model/answers",
+    dependencies=[ReaderDep],
+    responses={**READER_RESPONSES, **NO_MODEL, 409: {"description": "Retrain the model to enable this."}},
+)
+def model_answers(request: Request) -> dict[str, Any]:
+    """Per askable field, its question and answers, with each answer's share of all leads and of best customers."""
+    return answer_table(serving_model(request))
 
 
 @router.post(

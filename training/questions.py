@@ -46,7 +46,9 @@ class FieldAnswers:
     kind: str
     values: list[Any]  # as a lead sends them: text, true/false, a number
     codes: np.ndarray  # as the model's matrix holds them
-    labels: list[str]
+    labels: list[str]  # plain text; the service words them with the bundle's Wording
+    lows: np.ndarray  # a number's answer: the lowest and highest training value it stands for
+    highs: np.ndarray
     shares: np.ndarray  # among training leads that answered
     best_shares: np.ndarray  # among the best customers that answered
     cuts: np.ndarray | None  # a number's bin boundaries (right-closed search), None for categories and booleans
@@ -74,6 +76,8 @@ class FieldAnswers:
             "values": self.values,
             "codes": self.codes,
             "labels": self.labels,
+            "lows": self.lows,
+            "highs": self.highs,
             "shares": self.shares,
             "best_shares": self.best_shares,
             "cuts": self.cuts,
@@ -123,39 +127,48 @@ def _field_answers(name: str, kind: str, encoded: np.ndarray, encoder: LeadEncod
         to_answer[: len(levels)] = np.arange(len(levels))
         values: list[Any] = levels
         labels = [str(level) for level in levels]
-        cuts = None
+        cuts, lows = None, np.full(len(levels), np.nan)
+        highs = lows
     elif kind == "boolean":
         values, codes, labels = [False, True], np.array([0.0, 1.0]), ["no", "yes"]
-        to_answer, cuts = np.array([0, 1], dtype=np.int64), None
+        to_answer, cuts, lows = np.array([0, 1], dtype=np.int64), None, np.full(2, np.nan)
+        highs = lows
     else:
-        values, codes, labels, cuts, to_answer = _numeric_answers(encoded)
-    offered = FieldAnswers(name, kind, values, codes, labels, np.empty(0), np.empty(0), cuts, to_answer)
+        values, codes, labels, lows, highs, cuts, to_answer = _numeric_answers(encoded)
+    offered = FieldAnswers(name, kind, values, codes, labels, lows, highs, np.empty(0), np.empty(0), cuts, to_answer)
     answers = offered.answer_index(encoded)
     return dataclasses.replace(
         offered, shares=_shares(answers, len(values)), best_shares=_shares(answers[best], len(values))
     )
 
 
-def _numeric_answers(encoded: np.ndarray) -> tuple[list[Any], np.ndarray, list[str], np.ndarray, np.ndarray]:
-    """A few distinct values answer as themselves; otherwise decile bins, scored at their median."""
+def _numeric_answers(encoded: np.ndarray) -> tuple[Any, ...]:
+    """A few distinct values answer as themselves; otherwise decile bins, scored at their median.
+
+    Returns values, codes, labels, lows, highs, cuts and the bin → answer map."""
     finite = encoded[~np.isnan(encoded)]
     distinct = np.unique(finite)
     if len(distinct) <= MAX_LEVELS:
         cuts = (distinct[1:] + distinct[:-1]) / 2
         values = [_plain_number(v) for v in distinct]
-        return values, distinct.astype(float), [_number_text(v) for v in distinct], cuts, np.arange(len(distinct))
+        labels = [_number_text(v) for v in distinct]
+        return values, distinct.astype(float), labels, distinct, distinct, cuts, np.arange(len(distinct))
     cuts = np.unique(np.quantile(finite, np.linspace(0, 1, _NUMERIC_BINS + 1)[1:-1]))
     slots = np.searchsorted(cuts, finite, side="right")
-    values, labels, to_answer = [], [], np.full(len(cuts) + 1, -1, dtype=np.int64)
+    values, labels, lows, highs = [], [], [], []
+    to_answer = np.full(len(cuts) + 1, -1, dtype=np.int64)
     for slot in range(len(cuts) + 1):
         inside = finite[slots == slot]
         if inside.size == 0:
             continue
         to_answer[slot] = len(values)
         values.append(_plain_number(float(np.median(inside))))
-        low, high = _number_text(inside.min()), _number_text(inside.max())
+        lows.append(float(inside.min()))
+        highs.append(float(inside.max()))
+        low, high = _number_text(lows[-1]), _number_text(highs[-1])
         labels.append(low if low == high else f"{low} to {high}")
-    return values, np.array(values, dtype=float), labels, cuts, to_answer
+    codes = np.array(values, dtype=float)
+    return values, codes, labels, np.array(lows), np.array(highs), cuts, to_answer
 
 
 def _plain_number(value: float) -> float | int:
