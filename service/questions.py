@@ -134,18 +134,17 @@ def answer_label(answers: FieldAnswers, index: int, wording: Wording | None) -> 
 
 
 def answer_table(model: ServingModel) -> dict[str, Any]:
-    """GET /v1/model/answers: per askable field, its question and answers with their shares among all leads and
-    among the best customers (the profile's definition), for the qualification page."""
+    """GET /v1/model/answers: per field, its question, whether a rep may ask it, and its answers with their shares
+    among all leads and among the best customers (the profile's definition), for the qualification page."""
     ranker = ranker_of(model)
     wording = model.bundle.wording
     fields = []
     for name, answers, askable in zip(ranker.fields, ranker.answers, ranker.askable, strict=True):
-        if not askable:
-            continue
         fields.append(
             {
                 "field": name,
                 "kind": answers.kind,
+                "askable": bool(askable),
                 "name": wording.field_name(name) if wording else name,
                 "question": wording.question(name) if wording else name,
                 "answers": [

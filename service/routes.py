@@ -135,7 +135,7 @@ async def next_question(request: Request) -> Response:
     responses={**READER_RESPONSES, **NO_MODEL, 409: {"description": "Retrain the model to enable this."}},
 )
 def model_answers(request: Request) -> dict[str, Any]:
-    """Per askable field, its question and answers, with each answer's share of all leads and of best customers."""
+    """Per field, its question, whether it is asked, and its answers' shares of all leads and of best customers."""
     return answer_table(serving_model(request))
 
 
