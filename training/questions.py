@@ -269,10 +269,11 @@ class QuestionRanker:
             start += size
         scored = self.probabilities(matrix)  # the lead and every hypothetical answer in one call
         current = float(scored[0])
+        changes, entropies = np.abs(scored - current), binary_entropy(scored)
         known = self._known_answers(row, unknown)
         questions, start = [], 1
         for j, size in zip(candidates, sizes, strict=True):
-            probabilities = scored[start : start + size]
+            answers = slice(start, start + size)
             start += size
             shares = self.shares(j, known)
             questions.append(
@@ -281,9 +282,9 @@ class QuestionRanker:
                     j,
                     self.answers[j],
                     shares,
-                    probabilities,
-                    float(shares @ np.abs(probabilities - current)),
-                    float(binary_entropy(current) - shares @ binary_entropy(probabilities)),
+                    scored[answers],
+                    float(shares @ changes[answers]),
+                    float(entropies[0] - shares @ entropies[answers]),
                 )
             )
         questions.sort(key=lambda q: -q.value_of_asking)
