@@ -33,6 +33,7 @@ from service.monitoring import (
 from service.routes import serving_model
 from service.store import StoreUnavailable
 from training.bundle import Bundle
+from training.profile import worded_profile
 
 router = APIRouter()
 
@@ -258,17 +259,16 @@ def _chance_range(floor: float, ceiling: float | None) -> str:
 
 def qualification_questions(bundle: Bundle) -> dict[str, Any]:
     """The best-customer profile as a ranked list: what to ask, and how much more often best customers say yes."""
-    profile = bundle.profile
+    profile = worded_profile(bundle.profile, bundle.wording)
     questions = []
-    for rank, trait in enumerate(profile.get("traits", []), start=1):
-        evidence, _, ask = str(trait["question"]).partition(" → ask: ")
+    for rank, trait in enumerate(profile["traits"], start=1):
         questions.append(
             {
                 "rank": rank,
                 "field": trait["field"],
-                "trait": evidence.partition(":")[0] or field_label(trait["field"]),
-                "ask": ask or evidence,
                 "question": trait["question"],
+                "answer": trait["answer"],
+                "evidence": trait["evidence"],
                 "share_best": float(trait["share_best"]),
                 "share_all": float(trait["share_all"]),
                 "lift": float(trait["lift"]),

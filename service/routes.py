@@ -6,18 +6,29 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
+from pydantic import ValidationError
 
 from service import metrics
 from service.auth import ADMIN_RESPONSES, READER_RESPONSES, READER_SECURITY_OPENAPI, AdminDep, ReaderDep
 from service.champion import ServingModel
-from service.errors import NUL_FREE
+from service.errors import NUL_FREE, LeadRejected
 from service.follow import champion_fields
 from service.monitoring import monitoring_report
 from service.questions import NEXT_QUESTION_REPLY, NEXT_QUESTION_REQUEST, answer_table, next_questions
-from service.schemas import BatchScores, LeadScore, NextQuestions, OutcomeIn, OutcomeOut
-from service.scoring import REASON_MODES, admit, confirm_stored, prepare_batch, run_batch, score_one_lead
+from service.schemas import BatchScores, LeadScore, NextQuestions, OutcomeIn, OutcomeOut, WhatIf
+from service.scoring import (
+    REASON_MODES,
+    admit,
+    confirm_stored,
+    error_list,
+    prepare_batch,
+    run_batch,
+    score_one_lead,
+)
 from service.scoring import serving_model as scoring_model
 from service.store import StoreUnavailable
+from service.whatif import what_if
+from training.profile import worded_profile
 
 router = APIRouter()
 
@@ -95,6 +106,51 @@ async def score_batch(request: Request) -> Response:
     admit(request.app.state, request.headers.get("x-api-key"), request.headers.get("content-type"))
     job = prepare_batch(request.app.state, request.query_params.get("reasons"), await request.body())
     return _json(await run_batch(request.app.state, job))
+
+
+WHAT_IF_EXAMPLE = {
+    "lead_id": "L0001234",
+    "lead_source": "web_organic",
+    "contact_role": "decision_maker",
+    "owns_home": True,
+    "demo_requested": False,
+    "email_engagement": 0.12,
+    "pages_viewed": 4,
+    "purchase_timeframe": "1-3 months",
+    "stated_budget": 12000,
+    "credit_check": "passed",
+}
+
+
+@router.post(
+    "/v1/leads/what-if",
+    response_model=WhatIf,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/Lead"},
+                    "example": WHAT_IF_EXAMPLE,
+                }
+            },
+        },
+        **READER_SECURITY_OPENAPI,
+    },
+    responses={**READER_RESPONSES, **LEAD_REJECTED, **NO_MODEL, **NOT_JSON},
+)
+async def lead_what_if(request: Request) -> Response:
+    """Among the fields the spec marks actionable, the change and the pair of changes that raise this lead's
+    probability most. What the model associates with conversion, not proof that a change causes a sale; the
+    hypothetical leads are scored, never stored."""
+    admit(request.app.state, request.headers.get("x-api-key"), request.headers.get("content-type"))
+    model = scoring_model(request.app.state)
+    try:
+        lead = model.validator.validate_json(await request.body())
+    except ValidationError as exc:
+        raise LeadRejected(error_list(exc)) from None
+    bundle = model.bundle
+    return _json(what_if(model.scorer, bundle.wording, bundle.reference, lead))
 
 
 @router.post(
@@ -210,7 +266,7 @@ def model_importance(request: Request) -> dict[str, Any]:
 def model_profile(request: Request) -> dict[str, Any]:
     """What the best customers share, as ranked qualification questions."""
     model = serving_model(request)
-    return {"model_version": model.version, **model.bundle.profile}
+    return {"model_version": model.version, **worded_profile(model.bundle.profile, model.bundle.wording)}
 
 
 @router.get(

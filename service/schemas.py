@@ -267,3 +267,92 @@ def build_lead_validator(bundle: Bundle, max_length: int = 200) -> TypeAdapter:
 def build_batch_validator(bundle: Bundle, max_length: int = 200) -> TypeAdapter:
     """Validates a whole list of leads in one call; rows are re-checked one by one only when some fail."""
     return TypeAdapter(list[lead_fields_type(bundle, max_length)])
+
+
+class WhatIfChange(BaseModel):
+    field: str
+    name: str = Field(description="The field in words, from the dataset spec.")
+    value: Any = Field(description="The value to send for the field, as in a lead.")
+    label: str = Field(description="The value in words.")
+    current_value: Any = None
+    current_label: str
+
+
+class WhatIfSuggestion(BaseModel):
+    changes: list[WhatIfChange]
+    probability: float = Field(description="The lead's calibrated probability with these changes.")
+    grade: str
+    gain: float = Field(description="Probability with the changes minus the lead's probability now.")
+
+
+class WhatIf(BaseModel):
+    """What the model associates with conversion for this lead, not proof of cause."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "lead_id": "L0001234",
+                "probability": 0.2396,
+                "grade": "B",
+                "actionable_fields": ["demo_requested", "email_engagement"],
+                "suggestions": [
+                    {
+                        "changes": [
+                            {
+                                "field": "demo_requested",
+                                "name": "demo",
+                                "value": True,
+                                "label": "Yes",
+                                "current_value": False,
+                                "current_label": "No",
+                            }
+                        ],
+                        "probability": 0.4465,
+                        "grade": "A",
+                        "gain": 0.2068,
+                    },
+                    {
+                        "changes": [
+                            {
+                                "field": "demo_requested",
+                                "name": "demo",
+                                "value": True,
+                                "label": "Yes",
+                                "current_value": False,
+                                "current_label": "No",
+                            },
+                            {
+                                "field": "email_engagement",
+                                "name": "email open rate",
+                                "value": 0.703,
+                                "label": "70%",
+                                "current_value": 0.12,
+                                "current_label": "12%",
+                            },
+                        ],
+                        "probability": 0.5978,
+                        "grade": "A",
+                        "gain": 0.3582,
+                    },
+                ],
+                "notes": [
+                    "These are the changes the model associates with a higher chance of converting for leads like "
+                    "this one; they are not proof that making a change would cause a sale."
+                ],
+                "warnings": ["missing field 'region': scored as missing"],
+                "model_version": "20261203-160212-f04008",
+            }
+        }
+    )
+
+    lead_id: str | None = None
+    probability: float = Field(description="The lead's calibrated probability now.")
+    grade: str
+    actionable_fields: list[str] = Field(description="The fields the dataset spec marks `actionable: true`.")
+    suggestions: list[WhatIfSuggestion] = Field(
+        description="The single change that raises the probability most, then the best pair of changes to two "
+        "fields when it beats the single; empty when nothing raises it or no field is actionable."
+    )
+    notes: list[str] = Field(description="Why suggestions are empty, if they are; always: association, not cause.")
+    warnings: list[str] = []
+    model_version: str

@@ -174,11 +174,14 @@ def profile(
     from training.data import prepare_leads, read_table
     from training.profile import profile_best_customers
     from training.spec import read_spec
+    from training.timeproxy import time_proxies
+    from training.wording import Wording
 
     dataset_spec = read_spec(spec)
     leads = prepare_leads(read_table(data, table, query, sep), dataset_spec, min_per_class=1)
+    wording = Wording.from_spec(dataset_spec, leads.kinds, time_proxies(leads.features, leads.kinds, leads.time))
     found = profile_best_customers(
-        leads.features, leads.kinds, pd.Series(leads.converted), leads.value, labels=dataset_spec.description
+        leads.features, leads.kinds, pd.Series(leads.converted), leads.value, wording=wording
     )
     typer.echo(found.to_text(top))
 

@@ -10,7 +10,7 @@ most best customers share over rare ones with a high lift.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from training.errors import LeadscoreError
+from training.wording import Wording
 
 FieldKind = Literal["numeric", "boolean", "categorical"]
 
@@ -45,7 +46,20 @@ class Trait:
     p_value: float
     q_value: float
     score: float
-    question: str
+    question: str  # what a rep asks, in the spec's words: "Do you own your home?"
+    answer: str = ""  # the answer best customers give: "Yes", "Decision-maker", "$18,300 to $382,000"
+    evidence: str = ""  # "Yes: 74% of best customers, 27% of all leads"
+    reaches: str = ""  # a range running to the field's largest ("top") or smallest ("bottom") value
+
+    def worded(self, wording: Wording) -> Trait:
+        """The same trait in the words ``wording`` gives its field."""
+        answer = _answer(wording, self.field, self.value, self.low, self.high, self.reaches)
+        return replace(
+            self,
+            question=wording.question(self.field),
+            answer=answer,
+            evidence=f"{answer}: {self.share_best:.0%} of best customers, {self.share_all:.0%} of all leads",
+        )
 
 
 @dataclass(frozen=True)
@@ -76,23 +90,26 @@ class Profile:
             traits=[Trait(**trait) for trait in data["traits"]],
         )
 
+    def worded(self, wording: Wording) -> Profile:
+        """Every trait in the words ``wording`` gives (a bundle's own, so older profiles read the same way)."""
+        return replace(self, traits=[trait.worded(wording) for trait in self.traits])
+
     def to_text(self, top: int = 10) -> str:
-        """A short table for the command line: what best customers share and what to ask new leads."""
+        """For the command line: the questions to ask new leads, each with what best customers answer."""
         head = f"Best customers: {self.definition} ({self.n_best:,} of {self.n_all:,} leads)"
         if not self.traits:
             return f"{head}\nNo trait sets them apart from the other leads."
-        shown = self.traits[:top]
-        width = max(len("trait"), *(len(t.condition) for t in shown))
-        lines = [head, f"{'trait':<{width}}  {'best':>5}  {'all':>5}  {'lift':>6}  {'q':>8}  ask"]
-        for t in shown:
-            ask = t.question.partition("ask: ")[2]
-            lines.append(
-                f"{t.condition:<{width}}  {t.share_best:>5.0%}  {t.share_all:>5.0%}  {t.lift:>5.1f}×"
-                f"  {t.q_value:>8.1e}  {ask}"
-            )
+        lines = [head, "Ask new leads, most telling first:"]
+        for rank, t in enumerate(self.traits[:top], start=1):
+            lines.append(f"{rank:>2}. {t.question} {t.evidence} ({t.lift:.1f}×, q {t.q_value:.0e})")
         if len(self.traits) > top:
             lines.append(f"... and {len(self.traits) - top} more")
         return "\n".join(lines)
+
+
+def worded_profile(profile: dict[str, Any], wording: Wording) -> dict[str, Any]:
+    """A bundle's stored profile in its own words: the one reading the CLI, the page and the API all show."""
+    return Profile.from_dict(profile).worded(wording).to_dict()
 
 
 @dataclass(frozen=True)
@@ -107,6 +124,7 @@ class _Candidates:
     highs: np.ndarray
     n_best_with: np.ndarray
     n_all_with: np.ndarray
+    reaches: list[str] | None = None  # per range: "top" or "bottom" when it runs to the field's largest or smallest
 
 
 def profile_best_customers(
@@ -119,10 +137,13 @@ def profile_best_customers(
     min_support: int = 10,
     min_share_best: float = 0.05,
     max_traits: int = 15,
-    labels: dict[str, str] | None = None,
+    wording: Wording | None = None,
 ) -> Profile:
-    """Find what the best customers share, so sales can ask new leads about exactly that."""
+    """Find what the best customers share, so sales can ask new leads about exactly that; fields a rep cannot ask
+    (``wording``'s askable: the spec's, and fields that only say when a lead came in) are left out."""
     _check_inputs(frame, kinds, converted, value, top_share)
+    wording = wording or Wording.from_spec({}, kinds)
+    kinds = {name: kind for name, kind in kinds.items() if wording.askable(name)}
     is_converted = converted.fillna(False).to_numpy(dtype=bool)
     best, definition = _best_customers(is_converted, value, top_share, min_support)
     n_best, n_all = int(best.sum()), len(best)
@@ -134,7 +155,7 @@ def profile_best_customers(
     table = _score(_stack(groups), n_best, n_all)
     kept = _drop_overlapping(_passing(table, alpha, min_support, min_share_best))
     kept = kept.sort_values("score", ascending=False, kind="stable").head(max_traits)
-    traits = [_trait(row, _label(row["field"], labels)) for row in kept.to_dict("records")]
+    traits = [_trait(row).worded(wording) for row in kept.to_dict("records")]
     return Profile(definition=definition, n_best=n_best, n_all=n_all, traits=traits)
 
 
@@ -239,7 +260,15 @@ def _with_tails(name: str, lows: np.ndarray, highs: np.ndarray, best: np.ndarray
         highs=highs[high_idx],
         n_best_with=best_cum[high_idx + 1] - best_cum[low_idx],
         n_all_with=every_cum[high_idx + 1] - every_cum[low_idx],
+        reaches=[_reach(low, high, count) for low, high in zip(low_idx, high_idx, strict=True)],
     )
+
+
+def _reach(low: int, high: int, count: int) -> str:
+    """Which end of the field a range of bins runs to, so it can read "$18,300 or more" or "up to 12 days"."""
+    if count < 2:
+        return ""
+    return "top" if high == count - 1 else "bottom" if low == 0 else ""
 
 
 def _stack(groups: list[_Candidates]) -> pd.DataFrame:
@@ -255,12 +284,13 @@ def _stack(groups: list[_Candidates]) -> pd.DataFrame:
                 "high": g.highs,
                 "support": g.n_best_with.astype(np.int64),
                 "n_all_with": g.n_all_with.astype(np.int64),
+                "reaches": g.reaches or [""] * len(g.values),
             }
         )
         for g in groups
         if len(g.values)
     ]
-    columns = ["field", "field_kind", "kind", "value", "low", "high", "support", "n_all_with"]
+    columns = ["field", "field_kind", "kind", "value", "low", "high", "support", "n_all_with", "reaches"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
@@ -304,8 +334,8 @@ def _drop_overlapping(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table[~single], best_single])
 
 
-def _trait(row: dict[str, Any], label: str) -> Trait:
-    """Turn a scored candidate into a trait with its condition and the question to ask."""
+def _trait(row: dict[str, Any]) -> Trait:
+    """Turn a scored candidate into a trait with its condition (worded afterwards)."""
     is_range = row["kind"] == "range"
     low = float(row["low"]) if is_range else None
     high = float(row["high"]) if is_range else None
@@ -325,45 +355,24 @@ def _trait(row: dict[str, Any], label: str) -> Trait:
         p_value=float(row["p_value"]),
         q_value=float(row["q_value"]),
         score=float(row["score"]),
-        question=_question(label, row, value, low, high),
+        question="",
+        reaches=str(row["reaches"]) if is_range else "",
     )
 
 
-def _question(label: str, row: dict[str, Any], value: str | None, low: float | None, high: float | None) -> str:
-    """Generic phrasing from the label and the condition, so any dataset reads the same way."""
-    evidence = (
-        f"{_capitalised(label)}: {row['share_best']:.0%} of best customers vs {row['share_all']:.0%} of all leads, "
-        f"{row['lift']:.1f}×"
-    )
-    subject = _lowered(label)
-    if low is not None and high is not None:
-        ask = f"{subject} (look for {_span(low, high).removeprefix('= ')})"
-    elif row["field_kind"] == "boolean" and value == "yes":
-        ask = f"{subject}?"
-    elif row["field_kind"] == "boolean":
-        ask = f"{subject}? (look for no)"
-    else:
-        ask = f"{subject} — is it {value}?"
-    return f"{evidence} → ask: {ask}"
-
-
-def _label(name: str, labels: dict[str, str] | None) -> str:
-    """The plain-words label of a field: given, or its name with spaces for underscores."""
-    if labels and labels.get(name):
-        return labels[name]
-    return _capitalised(name.replace("_", " "))
-
-
-def _capitalised(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _lowered(text: str) -> str:
-    """Lower-case the first word for use inside a sentence, unless it is a code such as MHKOOP."""
-    first = text.split(" ", 1)[0]
-    if len(first) > 1 and first.isupper():
-        return text
-    return text[:1].lower() + text[1:]
+def _answer(
+    wording: Wording, field: str, value: str | None, low: float | None, high: float | None, reaches: str
+) -> str:
+    """The answer that marks the trait, in words: a level's label, or a range with its unit."""
+    if low is None or high is None:
+        return wording.label(field, value)
+    if low == high:
+        return wording.label(field, low)
+    if reaches == "top":
+        return f"{wording.label(field, low)} or more"
+    if reaches == "bottom":
+        return f"up to {wording.label(field, high)}"
+    return f"{wording.label(field, low)} to {wording.label(field, high)}"
 
 
 def _span(low: float | None, high: float | None) -> str:

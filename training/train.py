@@ -267,13 +267,8 @@ def fit_and_evaluate(
     importance = global_importance(pipeline, holdout, y_holdout, options.seed)
 
     progress("profiling the best customers")
-    profile = profile_best_customers(
-        features,
-        table.kinds,
-        pd.Series(table.converted),
-        table.value,
-        labels=table.spec.description,
-    )
+    wording = Wording.from_spec(table.spec, table.kinds, time_proxies(features, table.kinds, table.time))
+    profile = profile_best_customers(features, table.kinds, pd.Series(table.converted), table.value, wording=wording)
 
     plots_dir = Path(tempfile.mkdtemp(prefix="leadscore-plots-"))
     write_plots(
@@ -310,7 +305,7 @@ def fit_and_evaluate(
         notes=list(table.notes),
         split=split.describe(),
         versions=library_versions(),
-        wording=Wording.from_spec(table.spec, table.kinds, time_proxies(features, table.kinds, table.time)),
+        wording=wording,
     )
     params = _run_params(table, split, fitted, options)
     paired = _paired_folds(features.iloc[split.fit].reset_index(drop=True), fitted) if fitted.selection else None
@@ -622,7 +617,7 @@ def summary_text(result: TrainResult, profile_top: int = 3, drivers_top: int = 5
         f"({top_decile['lift']:.1f}x)",
         f"top drivers: {drivers}",
         "best customers share:",
-        *[f"  {t.question}" for t in profile.traits[:profile_top]],
+        *[f"  {t.question} {t.evidence}" for t in profile.traits[:profile_top]],
         *_placeholder_lines(result.placeholder_suggestions),
         *time_proxy_lines(result.bundle.wording),
         f"bundle: {result.bundle_dir}",

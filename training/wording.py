@@ -71,6 +71,12 @@ class Wording:
             return self.number(name, float(value))
         return humanised_value(key if key is not None else str(value))
 
+    def has_label(self, name: str, value: Any) -> bool:
+        """Whether the spec gives this value words of its own (codes such as 5 = "50-62%")."""
+        labels = self._entry(name).get("labels") or {}
+        key = _boolean_key(value) if self.kinds.get(name) == "boolean" else label_key(value)
+        return key is not None and key in labels
+
     def number(self, name: str, value: float) -> str:
         """A number of this field with its unit, rounded the way people say it (no labels applied)."""
         return formatted_number(value, self._entry(name).get("unit"), self._entry(name).get("currency"))

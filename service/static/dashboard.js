@@ -240,10 +240,8 @@
       item.hidden = index >= QUESTIONS_SHOWN;
       item.dataset.field = q.field;
       const text = node("div", "question-text");
-      text.append(node("p", "ask", `Ask: ${q.ask}`));
-      text.append(
-        node("p", "evidence", `${q.trait}: ${percent(q.share_best)} of best customers vs ${percent(q.share_all)} of all leads`),
-      );
+      text.append(node("p", "ask", q.question));
+      text.append(node("p", "evidence", q.evidence));
       const shares = node("div", "share-bars");
       const best = node("div", "bar best");
       best.style.width = percent(q.share_best, 1);

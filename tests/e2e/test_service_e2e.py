@@ -161,3 +161,18 @@ def test_two_workers_listen_on_their_own_sockets_and_store_every_score(
         (stored,) = db.execute("SELECT count(*) FROM scores").fetchone()
     assert answered == 8 * 3 * 200
     assert stored == answered
+
+
+def test_what_if_through_a_real_server(start_server: ServerFactory, models_folder: ModelsFolder) -> None:
+    from service.routes import WHAT_IF_EXAMPLE
+
+    server = start_server(models_folder.champion)
+    with server.client() as client:
+        reply = client.post("/v1/leads/what-if", json=WHAT_IF_EXAMPLE)
+        assert reply.status_code == 200, reply.text
+        best = reply.json()["suggestions"][0]
+        changed = WHAT_IF_EXAMPLE | {c["field"]: c["value"] for c in best["changes"]}
+        scored = client.post("/v1/leads/score", json=changed).json()
+        assert best["probability"] == pytest.approx(scored["probability"], abs=1e-12)
+        assert best["grade"] == scored["grade"]
+        assert client.post("/v1/leads/what-if", json={"owns_home": "perhaps"}).status_code == 422

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from service.dashboard import health
 from service.monitoring import MIN_LEADS_FOR_DRIFT, MIN_OUTCOMES_FOR_PERFORMANCE, score_shift
 from service.store import StoreUnavailable
-from tests.conftest import ADMIN_KEY, SCORING_KEY, AppFactory, ModelsFolder, Trained
+from tests.conftest import ADMIN_KEY, SAMPLE_SPEC, SCORING_KEY, AppFactory, ModelsFolder, Trained
 from training.synthetic import generate_leads
 
 NO_KEY = {"X-API-Key": ""}
@@ -135,9 +135,28 @@ def test_best_customer_questions_keep_the_profile_order(client: TestClient, trai
     traits = trained.bundle.profile["traits"]
     questions = _dashboard(client)["profile"]["questions"]
     assert [q["question"] for q in questions] == [t["question"] for t in traits]
+    assert [q["evidence"] for q in questions] == [t["evidence"] for t in traits]
     top = questions[0]
-    assert top["rank"] == 1 and top["ask"] == traits[0]["question"].partition("ask: ")[2]
+    assert top["rank"] == 1 and top["question"] == "Do you own your home?"
     assert top["lift"] == pytest.approx(traits[0]["lift"]) and top["lift"] > 1
+
+
+def test_the_cli_the_page_and_the_api_word_the_profile_alike(
+    client: TestClient, trained: Trained, sample_csv: Path
+) -> None:
+    """`leadscore profile`, the sales-ops page's data and /v1/model/profile: one question, one answer line."""
+    printed = trained.env.cli("profile", "--data", str(sample_csv), "--spec", str(SAMPLE_SPEC), "--top", "15")
+    assert printed.exit_code == 0, printed.output
+    api = client.get("/v1/model/profile").json()["traits"]
+    page = _dashboard(client)["profile"]["questions"]
+    budget = next(t for t in api if t["field"] == "stated_budget")
+    shown = next(q for q in page if q["field"] == "stated_budget")
+    assert (shown["question"], shown["evidence"]) == (budget["question"], budget["evidence"])
+    assert budget["question"] == "What budget do you have in mind?"
+    assert re.fullmatch(r"\$\d{1,3}(,\d{3})* or more: \d+% of best customers, \d+% of all leads", budget["evidence"])
+    assert f"{budget['question']} {budget['evidence']} (" in printed.stdout
+    for trait in api:
+        assert f"{trait['question']} {trait['evidence']} (" in printed.stdout
 
 
 def test_charts_are_svg_images_drawn_once_per_model_version(client: TestClient, models_folder: ModelsFolder) -> None:

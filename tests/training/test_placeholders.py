@@ -127,10 +127,10 @@ def test_a_declared_select_never_becomes_a_qualification_question(leads: pd.Data
     for name, spec in (("undeclared", UNDECLARED), ("declared", SAMPLE_SPEC)):
         table = prepare_leads(leads, spec)
         profile = profile_best_customers(table.features, table.kinds, pd.Series(table.converted), table.value)
-        questions[name] = [t.question for t in profile.traits]
-    assert any("is it Select?" in q for q in questions["undeclared"])
+        questions[name] = [f"{t.question} {t.answer}" for t in profile.traits]
+    assert "City? Select" in questions["undeclared"]
     assert not any("Select" in q for q in questions["declared"])
-    assert any("Owns home" in q for q in questions["declared"])
+    assert "Owns home? Yes" in questions["declared"]
 
 
 def _default_answer_table(seed: int, default_absorbs: bool, n: int = 20_000) -> tuple[pd.DataFrame, dict, np.ndarray]:

@@ -13,6 +13,7 @@ from training.errors import LeadscoreError
 from training.profile import FieldKind, Profile, profile_best_customers
 from training.spec import read_spec
 from training.synthetic import NOISE_FIELDS, generate_leads
+from training.wording import Wording
 
 REPO = Path(__file__).resolve().parents[2]
 NOT_FEATURES = [
@@ -114,15 +115,28 @@ def test_p_value_is_fisher_exact_best_vs_rest() -> None:
     assert trait.q_value >= trait.p_value
 
 
-def test_question_is_phrased_from_label_and_condition(by_value: Profile) -> None:
+def test_without_spec_wording_a_trait_reads_as_a_humanised_question_and_answer(by_value: Profile) -> None:
     top = by_value.traits[0]
-    expected = (
-        f"Owns home: {top.share_best:.0%} of best customers vs {top.share_all:.0%} of all leads, "
-        f"{top.lift:.1f}× → ask: owns home?"
-    )
-    assert top.question == expected
+    assert (top.question, top.answer) == ("Owns home?", "Yes")
+    assert top.evidence == f"Yes: {top.share_best:.0%} of best customers, {top.share_all:.0%} of all leads"
     referral = [t for t in by_value.traits if t.condition == "lead_source = referral"]
-    assert all(t.question.endswith("→ ask: lead source — is it referral?") for t in referral)
+    assert all((t.question, t.answer) == ("Lead source?", "Referral") for t in referral)
+
+
+def test_the_spec_wording_words_the_traits_and_unaskable_fields_are_left_out(
+    leads: pd.DataFrame, features: pd.DataFrame
+) -> None:
+    kinds = infer_kinds(features)
+    wording = Wording.from_spec(read_spec(REPO / "data/specs/sample.yaml"), kinds)
+    converted = leads["converted"].astype(bool)
+    profile = profile_best_customers(features, kinds, converted, leads["deal_value"], wording=wording)
+    top = profile.traits[0]
+    assert (top.field, top.question, top.answer) == ("owns_home", "Do you own your home?", "Yes")
+    assert not {t.field for t in profile.traits} & {"lead_source", "credit_check", "pages_viewed", "time_on_site_min"}
+    budget = [t for t in profile.traits if t.field == "stated_budget"]
+    assert all(t.answer.startswith("$") and t.answer.endswith(" or more") for t in budget)
+    lines = profile.to_text(15).splitlines()
+    assert lines[2] == f" 1. Do you own your home? {top.evidence} ({top.lift:.1f}×, q {top.q_value:.0e})"
 
 
 def test_traits_are_ranked_and_capped(by_value: Profile) -> None:
@@ -168,7 +182,7 @@ def test_integer_coded_field_gets_whole_number_bounds() -> None:
     assert trait.high == 9
     assert trait.low in (6, 7, 8)
     assert trait.condition == f"code {trait.low:g} to 9"
-    assert trait.question.endswith(f"→ ask: code (look for {trait.low:g} to 9)")
+    assert trait.answer == f"{trait.low:g} or more"
 
 
 def test_boolean_spellings_give_the_same_profile() -> None:
@@ -214,7 +228,7 @@ def test_too_few_best_customers_falls_back_to_all_converted(leads: pd.DataFrame,
 def test_text_table_shows_the_top_traits(by_value: Profile) -> None:
     text = by_value.to_text(top=3)
     assert text.splitlines()[0].startswith("Best customers: top 50% of converted leads by deal_value")
-    assert "owns_home = yes" in text.splitlines()[2]
+    assert text.splitlines()[2].startswith(" 1. Owns home? Yes: ")
     assert f"... and {len(by_value.traits) - 3} more" in text
 
 
@@ -234,6 +248,7 @@ def test_caravan_buyers_own_homes_or_cars(caravan: pd.DataFrame) -> None:
     spec = read_spec(REPO / "data/specs/caravan.yaml")
     frame = caravan.drop(columns=spec.target)
     kinds: dict[str, FieldKind] = {c: "categorical" if c in spec.categorical else "numeric" for c in frame.columns}
-    profile = profile_best_customers(frame, kinds, caravan[spec.target] == spec.positive, labels=spec.description)
+    wording = Wording.from_spec(spec, kinds)
+    profile = profile_best_customers(frame, kinds, caravan[spec.target] == spec.positive, wording=wording)
     assert {t.field for t in profile.traits} & {"MHKOOP", "MHHUUR", "PPERSAUT", "APERSAUT"}
-    assert profile.traits[0].question.startswith(spec.description[profile.traits[0].field][:1].upper())
+    assert all(t.question == wording.question(t.field) and t.field not in t.question for t in profile.traits)

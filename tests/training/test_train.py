@@ -83,7 +83,7 @@ def test_profile_puts_home_ownership_first(trained: Trained) -> None:
     top = profile.traits[0]
     assert (top.field, top.value) == ("owns_home", "yes")
     assert top.lift >= 2
-    assert "ask:" in top.question
+    assert (top.question, top.answer) == ("Do you own your home?", "Yes")
     assert json.loads((trained.bundle_dir / "profile.json").read_text()) == trained.bundle.profile
 
 
