@@ -2,7 +2,8 @@
 
 For each table (the generated sample leads, and the CoIL 2000 Caravan customers from the islp wheel) one model
 is trained with ``fit_and_evaluate``; then every holdout lead starts with nothing known and its fields are
-revealed one at a time, in the order a policy picks, with its true value (a field the lead left empty stays
+revealed one at a time, in the order a policy picks among the fields a rep may ask (the bundle's wording), with
+its true value (a field the lead left empty stays
 missing once asked). After each step the same model scores the lead from the revealed fields alone, every other
 field missing, through the same fast path the service uses. Policies:
 - next question: per lead, the field ``training.questions.QuestionRanker`` puts first given what is known;
@@ -48,14 +49,19 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     return float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])), float(roc_auc_score(y, p))
 
 
+def askable(bundle) -> list[str]:
+    return [name for name in bundle.fields if bundle.wording.askable(name)]
+
+
 def profile_order(bundle) -> list[str]:
     """Fields as the profile ranks its traits, then the fields it does not name by global importance."""
     named = list(dict.fromkeys(trait["field"] for trait in bundle.profile["traits"]))
-    return [*named, *(name for name in importance_order(bundle) if name not in named)]
+    ordered = [*named, *(name for name in importance_order(bundle) if name not in named)]
+    return [name for name in ordered if bundle.wording.askable(name)]
 
 
 def importance_order(bundle) -> list[str]:
-    return [row["field"] for row in bundle.importance]
+    return [row["field"] for row in bundle.importance if bundle.wording.askable(row["field"])]
 
 
 def _static_curve(scorer, truth: np.ndarray, y: np.ndarray, order: list[str]) -> list[tuple[float, float]]:
@@ -98,10 +104,11 @@ def compare_policies(fitted, max_leads: int | None = None, seed: int = 0) -> dic
         holdout, y = holdout.iloc[chosen].reset_index(drop=True), y[chosen]
     scorer = Scorer(bundle)
     truth = bundle.pipeline["encode"].transform(holdout)
-    ranker = QuestionRanker(scorer.fields, bundle.reference["answers"], scorer.probabilities)
+    ranker = QuestionRanker(scorer.fields, bundle.reference["answers"], scorer.probabilities, bundle.wording.askable)
     adaptive = _adaptive_probabilities(ranker, truth)
     rng = np.random.default_rng(seed)
-    randoms = [_static_curve(scorer, truth, y, list(rng.permutation(scorer.fields))) for _ in range(RANDOM_ORDERS)]
+    fields = askable(bundle)
+    randoms = [_static_curve(scorer, truth, y, list(rng.permutation(fields))) for _ in range(RANDOM_ORDERS)]
     return {
         "next question": [_metrics(y, adaptive[:, k]) for k in range(len(STEPS))],
         "profile order": _static_curve(scorer, truth, y, profile_order(bundle)),
