@@ -249,6 +249,7 @@ def model_card(request: Request) -> dict[str, Any]:
         "calibration_curve": bundle.metrics.get("calibration_curve"),
         "grades": bundle.grades,
         "schema": [field.to_dict() for field in bundle.schema],
+        "wording": bundle.wording.to_dict() if bundle.wording else {},
         "ignored_fields": sorted(set(bundle.spec.get("pii", [])) | set(bundle.spec.get("exclude", []))),
         "versions": bundle.versions,
         "notes": bundle.notes,

@@ -230,6 +230,7 @@ ROUTES = [
     ("post", "/v1/leads/score", {"json": {}}),
     ("post", "/v1/leads/score/batch", {"json": {"leads": []}}),
     ("post", "/v1/leads/L1/outcome", {"json": {"converted": True}}),
+    ("post", "/v1/leads/what-if", {"json": {}}),
     ("get", "/v1/leads/L1/scores", {}),
     ("get", "/v1/model", {}),
     ("get", "/v1/model/importance", {}),

@@ -155,6 +155,8 @@ def test_the_cli_the_page_and_the_api_word_the_profile_alike(
     assert budget["question"] == "What budget do you have in mind?"
     assert re.fullmatch(r"\$\d{1,3}(,\d{3})* or more: \d+% of best customers, \d+% of all leads", budget["evidence"])
     assert f"{budget['question']} {budget['evidence']} (" in printed.stdout
+    wording = client.get("/v1/model").json()["wording"]["stated_budget"]
+    assert (wording["question"], wording["unit"], wording["askable"]) == (budget["question"], "money", True)
     for trait in api:
         assert f"{trait['question']} {trait['evidence']} (" in printed.stdout
 
