@@ -67,8 +67,8 @@ def serving_model(request: Request) -> ServingModel:
     return scoring_model(request.app.state)
 
 
-# The two scoring routes are served by the scoring lane (service.lane) with the same functions; these
-# definitions document them and answer whenever the app runs without the lane.
+# The scoring routes and the next question are served by the scoring lane (service.lane) with the same
+# functions; these definitions document them and answer whenever the app runs without the lane.
 @router.post(
     "/v1/leads/score",
     response_model=LeadScore,

@@ -128,3 +128,15 @@ def test_hypothetical_answers_are_consistent_with_the_marginal_when_nothing_is_k
     conditioned = {a["value"]: a["share"] for a in with_income["answers"]}
     assert conditioned[True] > share[True] + 0.1
     assert np.isclose(sum(conditioned.values()), 1.0)
+
+
+def test_the_scoring_lane_answers_as_the_documented_route(make_client: AppFactory) -> None:
+    lane, routed = make_client(), make_client(fast_lane=False)
+    for body in (LEAD, {}, {"owns_home": "perhaps"}):
+        first, second = (
+            lane.post("/v1/leads/next-question", json=body),
+            routed.post("/v1/leads/next-question", json=body),
+        )
+        assert first.status_code == second.status_code
+        assert first.json() == second.json()
+    assert lane.post("/v1/leads/next-question", json=LEAD, headers={"X-API-Key": "wrong"}).status_code == 401
