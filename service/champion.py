@@ -16,7 +16,7 @@ from service.scorer import Scorer
 from service.settings import ServiceSettings
 from training.bundle import Bundle, BundleError, load_bundle, smoke_test
 from training.errors import LeadscoreError
-from training.questions import QuestionRanker
+from training.questions import QuestionRanker, answer_labels
 
 REGISTRY_URI = re.compile(r"^models:/(?P<name>[^@/]+)@(?P<alias>[\w-]+)$")
 
@@ -33,6 +33,7 @@ class ServingModel:
     batch_decoder: BatchDecoder
     source: str
     ranker: QuestionRanker | None = None  # None for bundles trained before answer statistics were kept
+    answer_labels: dict[str, list[str]] = field(default_factory=dict)  # per field, its answers in words
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -105,6 +106,7 @@ def load_serving_model(settings: ServiceSettings) -> ServingModel:
     smoke_test(bundle)
     scorer = Scorer(bundle, settings.top_reasons)
     _prove_fast_path(bundle, scorer)
+    ranker = question_ranker(bundle, scorer)
     return ServingModel(
         bundle=bundle,
         scorer=scorer,
@@ -113,7 +115,8 @@ def load_serving_model(settings: ServiceSettings) -> ServingModel:
         batch_validator=build_batch_validator(bundle, settings.max_string_length),
         batch_decoder=BatchDecoder(bundle, ignored_fields(bundle), scorer.read_fields, settings.max_string_length),
         source=str(directory.resolve()),
-        ranker=question_ranker(bundle, scorer),
+        ranker=ranker,
+        answer_labels={a.name: answer_labels(a, bundle.wording) for a in ranker.answers} if ranker else {},
     )
 
 

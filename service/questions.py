@@ -7,7 +7,6 @@ answers are hypothetical, and the lead is scored for real once it is qualified.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ from pydantic import ValidationError
 from service.champion import ServingModel
 from service.errors import LeadRejected
 from service.scoring import error_list, serving_model
-from training.questions import FieldAnswers, Question, QuestionRanker
+from training.questions import Question, QuestionRanker
 from training.wording import Wording
 
 RETRAIN = (
@@ -89,7 +88,7 @@ def next_questions(state: Any, body: bytes) -> dict[str, Any]:
     grades = iter(scorer.grades(every)[0])
     grade = next(grades)
     wording = model.bundle.wording
-    questions = [_question(question, grades, wording) for question in ranking.questions]
+    questions = [_question(question, grades, wording, model.answer_labels) for question in ranking.questions]
     lead_id = lead.get(scorer.id_field) if scorer.id_field else None
     return {
         "lead_id": None if lead_id is None else str(lead_id),
@@ -100,7 +99,7 @@ def next_questions(state: Any, body: bytes) -> dict[str, Any]:
     }
 
 
-def _question(question: Question, grades: Any, wording: Wording | None) -> dict[str, Any]:
+def _question(question: Question, grades: Any, wording: Wording | None, labels: dict[str, list[str]]) -> dict[str, Any]:
     answers = question.answers
     return {
         "field": question.field,
@@ -110,7 +109,7 @@ def _question(question: Question, grades: Any, wording: Wording | None) -> dict[
         "answers": [
             {
                 "value": answers.values[i],
-                "label": answer_label(answers, i, wording),
+                "label": labels[question.field][i],
                 "share": float(question.shares[i]),
                 "probability": float(question.probabilities[i]),
                 "grade": next(grades),
@@ -118,19 +117,6 @@ def _question(question: Question, grades: Any, wording: Wording | None) -> dict[
             for i in range(len(answers.values))
         ],
     }
-
-
-def answer_label(answers: FieldAnswers, index: int, wording: Wording | None) -> str:
-    """An answer as a rep reads it: the spec's label or a humanised value; a number's bin as its range."""
-    if wording is None:
-        return answers.labels[index]
-    if answers.kind != "numeric":
-        return wording.label(answers.name, answers.values[index])
-    low, high = float(answers.lows[index]), float(answers.highs[index])
-    if math.isnan(low):
-        return wording.label(answers.name, answers.values[index])
-    low_text, high_text = wording.number(answers.name, low), wording.number(answers.name, high)
-    return low_text if low_text == high_text else f"{low_text} to {high_text}"
 
 
 def answer_table(model: ServingModel) -> dict[str, Any]:
@@ -150,7 +136,7 @@ def answer_table(model: ServingModel) -> dict[str, Any]:
                 "answers": [
                     {
                         "value": answers.values[i],
-                        "label": answer_label(answers, i, wording),
+                        "label": model.answer_labels[name][i],
                         "share_all": float(answers.shares[i]),
                         "share_best": float(answers.best_shares[i]),
                     }

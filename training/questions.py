@@ -23,6 +23,7 @@ share × H(p(answer)).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from training.model import LeadEncoder
+from training.wording import Wording
 
 MAX_LEVELS = 20  # answers offered per field; rarer categories are left out of the shares
 _NUMERIC_BINS = 10  # as the reference statistics' deciles
@@ -203,6 +205,24 @@ def _mutual_information(counts: np.ndarray) -> float:
     outer = joint.sum(axis=1, keepdims=True) @ joint.sum(axis=0, keepdims=True)
     present = joint > 0
     return float(np.sum(joint[present] * np.log(joint[present] / outer[present])))
+
+
+def answer_labels(answers: FieldAnswers, wording: Wording | None) -> list[str]:
+    """Each answer as a rep reads it: the spec's label or a humanised value; a number's bin as its range."""
+    return [_answer_label(answers, index, wording) for index in range(len(answers.values))]
+
+
+def _answer_label(answers: FieldAnswers, index: int, wording: Wording | None) -> str:
+    """An answer as a rep reads it: the spec's label or a humanised value; a number's bin as its range."""
+    if wording is None:
+        return answers.labels[index]
+    if answers.kind != "numeric":
+        return wording.label(answers.name, answers.values[index])
+    low, high = float(answers.lows[index]), float(answers.highs[index])
+    if math.isnan(low):
+        return wording.label(answers.name, answers.values[index])
+    low_text, high_text = wording.number(answers.name, low), wording.number(answers.name, high)
+    return low_text if low_text == high_text else f"{low_text} to {high_text}"
 
 
 def binary_entropy(p: np.ndarray | float) -> np.ndarray:
