@@ -290,7 +290,7 @@ class QuestionRanker:
         scored = self.probabilities(matrix)  # the lead and every hypothetical answer in one call
         current = float(scored[0])
         changes, entropies = np.abs(scored - current), binary_entropy(scored)
-        known = self._known_answers(row, unknown)
+        known = self.known_answers(row, unknown)
         questions, start = [], 1
         for j, size in zip(candidates, sizes, strict=True):
             answers = slice(start, start + size)
@@ -310,7 +310,7 @@ class QuestionRanker:
         questions.sort(key=lambda q: -q.value_of_asking)
         return Ranking(current, questions)
 
-    def _known_answers(self, row: np.ndarray, unknown: np.ndarray) -> dict[int, int]:
+    def known_answers(self, row: np.ndarray, unknown: np.ndarray) -> dict[int, int]:
         """Each known field's answer index, where its value is one the statistics offer."""
         known = {}
         for j in np.flatnonzero(~unknown).tolist():

@@ -34,7 +34,7 @@ def _row(trained: Trained, **known: object) -> np.ndarray:
 
 
 def _known(ranker: QuestionRanker, row: np.ndarray) -> dict[int, int]:
-    return ranker._known_answers(row, np.isnan(row))
+    return ranker.known_answers(row, np.isnan(row))
 
 
 def top_planted_drivers(count: int) -> list[str]:
