@@ -16,6 +16,7 @@ from service.scorer import Scorer
 from service.settings import ServiceSettings
 from training.bundle import Bundle, BundleError, load_bundle, smoke_test
 from training.errors import LeadscoreError
+from training.questions import QuestionRanker, answer_labels
 
 REGISTRY_URI = re.compile(r"^models:/(?P<name>[^@/]+)@(?P<alias>[\w-]+)$")
 
@@ -31,6 +32,8 @@ class ServingModel:
     batch_validator: TypeAdapter
     batch_decoder: BatchDecoder
     source: str
+    ranker: QuestionRanker | None = None  # None for bundles trained before answer statistics were kept
+    answer_labels: dict[str, list[str]] = field(default_factory=dict)  # per field, its answers in words
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -103,6 +106,7 @@ def load_serving_model(settings: ServiceSettings) -> ServingModel:
     smoke_test(bundle)
     scorer = Scorer(bundle, settings.top_reasons)
     _prove_fast_path(bundle, scorer)
+    ranker = question_ranker(bundle, scorer)
     return ServingModel(
         bundle=bundle,
         scorer=scorer,
@@ -111,7 +115,18 @@ def load_serving_model(settings: ServiceSettings) -> ServingModel:
         batch_validator=build_batch_validator(bundle, settings.max_string_length),
         batch_decoder=BatchDecoder(bundle, ignored_fields(bundle), scorer.read_fields, settings.max_string_length),
         source=str(directory.resolve()),
+        ranker=ranker,
+        answer_labels={a.name: answer_labels(a, bundle.wording) for a in ranker.answers} if ranker else {},
     )
+
+
+def question_ranker(bundle: Bundle, scorer: Scorer) -> QuestionRanker | None:
+    """The next-question ranker over the serving fast path; None for a bundle without answer statistics."""
+    statistics = bundle.reference.get("answers")
+    if statistics is None:
+        return None
+    askable = bundle.wording.askable if bundle.wording is not None else None
+    return QuestionRanker(bundle.fields, statistics, scorer.probabilities, askable or (lambda name: True))
 
 
 def _prove_fast_path(bundle: Bundle, scorer: Scorer) -> None:

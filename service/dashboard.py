@@ -39,7 +39,12 @@ router = APIRouter()
 
 DEFAULT_RECENT_LEADS = 500
 MAX_RECENT_LEADS = 100_000
-ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
+ASSETS = {
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+    "qualify.js": "text/javascript; charset=utf-8",
+    "qualify.css": "text/css; charset=utf-8",
+}
 # The page may talk only to this service: no CDN, no inline script, nothing framed elsewhere.
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -92,9 +97,15 @@ def dashboard_page() -> Response:
     return _page()
 
 
+@router.get("/qualify", include_in_schema=False)
+def qualify_page() -> Response:
+    """The reps' qualification page: the next question to ask a lead; the same key and CSP as the sales-ops page."""
+    return Response(_static("qualify.html"), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
 @router.get("/dashboard/assets/{name}", include_in_schema=False)
 def dashboard_asset(name: str) -> Response:
-    """The page's script and style sheet, shipped inside the package (only these two names are served)."""
+    """The pages' scripts and style sheets, shipped inside the package (only these names are served)."""
     if name not in ASSETS:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such file")
     return Response(_static(name), media_type=ASSETS[name], headers=PAGE_HEADERS)

@@ -1,11 +1,12 @@
-"""The scoring lane: the two scoring routes served straight from ASGI, ahead of FastAPI's router.
+"""The scoring lane: the scoring routes served straight from ASGI, ahead of FastAPI's router.
 
 Marketing systems call the scoring routes on every lead, and for one lead FastAPI's routing, request
 wrapping and dependency machinery cost more than scoring it. The lane answers exactly
-``POST /v1/leads/score`` and ``POST /v1/leads/score/batch`` with the same functions the documented routes
-call (``service.scoring``), in the same shapes. An outcome report's key is checked here too, before FastAPI
-reads its body; every other request passes through untouched. It sits inside FastAPI's own body-size limit and
-error handling, and inside the request metrics.
+``POST /v1/leads/score``, ``POST /v1/leads/score/batch`` and ``POST /v1/leads/next-question`` with the
+same functions the documented routes call (``service.scoring``, ``service.questions``), in the same
+shapes. An outcome report's key is checked here too, before FastAPI reads its body; every other request
+passes through untouched. It sits inside FastAPI's own body-size limit and error handling, and inside the
+request metrics.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.requests import Request
 
 from service.auth import authorize_reader
 from service.errors import LeadRejected, validation_problems
+from service.questions import next_questions
 from service.scoring import admit, confirm_stored, prepare_batch, run_batch, score_one_lead
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -36,7 +38,8 @@ class LaneRoute:
 
 SCORE_ONE = LaneRoute("/v1/leads/score")
 SCORE_BATCH = LaneRoute("/v1/leads/score/batch")
-_ROUTES = {route.path: route for route in (SCORE_ONE, SCORE_BATCH)}
+NEXT_QUESTION = LaneRoute("/v1/leads/next-question")
+_ROUTES = {route.path: route for route in (SCORE_ONE, SCORE_BATCH, NEXT_QUESTION)}
 _OUTCOME = re.compile(r"^/v1/leads/[^/]+/outcome$")
 
 
@@ -64,6 +67,8 @@ class ScoringLane:
             if route is SCORE_ONE:
                 payload, ticket = score_one_lead(state, reasons, body)
                 await confirm_stored(state, ticket)
+            elif route is NEXT_QUESTION:
+                payload = next_questions(state, body)
             else:
                 payload = await run_batch(state, prepare_batch(state, reasons, body))
         except LeadRejected as exc:

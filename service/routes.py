@@ -14,7 +14,8 @@ from service.champion import ServingModel
 from service.errors import NUL_FREE, LeadRejected
 from service.follow import champion_fields
 from service.monitoring import monitoring_report
-from service.schemas import BatchScores, LeadScore, OutcomeIn, OutcomeOut, WhatIf
+from service.questions import NEXT_QUESTION_REPLY, NEXT_QUESTION_REQUEST, answer_table, next_questions
+from service.schemas import BatchScores, LeadScore, NextQuestions, OutcomeIn, OutcomeOut, WhatIf
 from service.scoring import (
     DEFAULT_REASONS,
     REASON_MODES,
@@ -67,8 +68,8 @@ def serving_model(request: Request) -> ServingModel:
     return scoring_model(request.app.state)
 
 
-# The two scoring routes are served by the scoring lane (service.lane) with the same functions; these
-# definitions document them and answer whenever the app runs without the lane.
+# The scoring routes and the next question are served by the scoring lane (service.lane) with the same
+# functions; these definitions document them and answer whenever the app runs without the lane.
 @router.post(
     "/v1/leads/score",
     response_model=LeadScore,
@@ -151,6 +152,48 @@ async def lead_what_if(request: Request) -> Response:
         raise LeadRejected(error_list(exc)) from None
     bundle = model.bundle
     return _json(what_if(model.scorer, bundle.wording, bundle.reference, lead))
+
+
+@router.post(
+    "/v1/leads/next-question",
+    response_model=NextQuestions,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/Lead"},
+                    "example": NEXT_QUESTION_REQUEST,
+                }
+            },
+        },
+        **READER_SECURITY_OPENAPI,
+    },
+    responses={
+        200: {"content": {"application/json": {"example": NEXT_QUESTION_REPLY}}},
+        **READER_RESPONSES,
+        **LEAD_REJECTED,
+        **NO_MODEL,
+        409: {"description": "The model was trained before next-question statistics were kept: retrain it."},
+        413: {"description": "The body is too large."},
+        **NOT_JSON,
+    },
+)
+async def next_question(request: Request) -> Response:
+    """The unknown fields worth asking a lead next, best first: for each, what every answer would make its
+    probability and grade, and how likely each answer is given what is known. Nothing is stored."""
+    admit(request.app.state, request.headers.get("x-api-key"), request.headers.get("content-type"))
+    return _json(next_questions(request.app.state, await request.body()))
+
+
+@router.get(
+    "/v1/model/answers",
+    dependencies=[ReaderDep],
+    responses={**READER_RESPONSES, **NO_MODEL, 409: {"description": "Retrain the model to enable this."}},
+)
+def model_answers(request: Request) -> dict[str, Any]:
+    """Per field, its question, whether it is asked, and its answers' shares of all leads and of best customers."""
+    return answer_table(serving_model(request))
 
 
 @router.post(

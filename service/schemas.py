@@ -45,6 +45,35 @@ class LeadScore(BaseModel):
     scored_at: datetime
 
 
+class Answer(BaseModel):
+    value: Any = Field(description="The answer as a lead would send it; a number's bin is scored at its median.")
+    label: str = Field(description="The answer in a rep's words; a number's bin as its range.")
+    share: float = Field(description="The chance of this answer, from the training leads, given what is known.")
+    probability: float = Field(description="The lead's calibrated probability with this answer.")
+    grade: str
+
+
+class NextQuestion(BaseModel):
+    field: str
+    question: str = Field(description="What to ask, in a rep's words.")
+    value_of_asking: float = Field(
+        description="Expected absolute change in probability: the sum over answers of share × |change|."
+    )
+    entropy_reduction: float = Field(
+        description="Expected fall in the binary entropy of the probability (bits); negative when answers are "
+        "expected to leave the lead less certain than its probability now."
+    )
+    answers: list[Answer]
+
+
+class NextQuestions(BaseModel):
+    lead_id: str | None = None
+    probability: float = Field(description="Calibrated probability from what is known (other fields missing).")
+    grade: str
+    questions: list[NextQuestion] = Field(description="The unanswered askable fields, most worth asking first.")
+    model_version: str
+
+
 class RowError(BaseModel):
     index: int
     lead_id: str | None = None

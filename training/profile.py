@@ -159,6 +159,11 @@ def profile_best_customers(
     return Profile(definition=definition, n_best=n_best, n_all=n_all, traits=traits)
 
 
+def best_customers(converted: pd.Series, value: pd.Series | None = None) -> np.ndarray:
+    """Which leads are best customers, as the profile defines them (with its default settings)."""
+    return _best_customers(converted.fillna(False).to_numpy(dtype=bool), value, 0.5, 10)[0]
+
+
 def _best_customers(
     converted: np.ndarray, value: pd.Series | None, top_share: float, min_support: int
 ) -> tuple[np.ndarray, str]:

@@ -36,7 +36,8 @@ from training.grades import grade_names, grade_table, grade_thresholds
 from training.leakage import DEFAULT_THRESHOLD, screen_for_leakage
 from training.model import CalibratedBooster, LeadEncoder, build_pipeline, model_family
 from training.placeholders import PlaceholderSuggestion
-from training.profile import Profile, profile_best_customers
+from training.profile import Profile, best_customers, profile_best_customers
+from training.questions import answer_statistics
 from training.reference import reference_statistics
 from training.registry import GateDecision, PairedFolds, paired_gate, promote, quality_gate, record_registration
 from training.schema import input_schema
@@ -294,7 +295,10 @@ def fit_and_evaluate(
             "thresholds": thresholds,
             "table": grade_table(y_holdout, p_model, thresholds, names),
         },
-        reference=reference_statistics(features.iloc[training_rows], table.kinds, encoder, p_model),
+        reference={
+            **reference_statistics(features.iloc[training_rows], table.kinds, encoder, p_model),
+            "answers": _answer_statistics(table, training_rows, encoder),
+        },
         examples=examples.to_dict("records"),
         example_probabilities=pipeline.predict_proba(example_frame)[:, 1].tolist(),
         leakage=leakage,
@@ -306,6 +310,14 @@ def fit_and_evaluate(
     params = _run_params(table, split, fitted, options)
     paired = _paired_folds(features.iloc[split.fit].reset_index(drop=True), fitted) if fitted.selection else None
     return FittedModel(bundle, holdout, y_holdout, split, plots_dir, params, paired)
+
+
+def _answer_statistics(table: LeadTable, rows: np.ndarray, encoder: LeadEncoder) -> dict[str, Any]:
+    """What the development leads answered, for the next-question ranking (training.questions)."""
+    converted = pd.Series(table.converted).iloc[rows].reset_index(drop=True)
+    value = None if table.value is None else table.value.iloc[rows].reset_index(drop=True)
+    best = best_customers(converted, value)
+    return answer_statistics(table.features.iloc[rows], table.kinds, encoder, best)
 
 
 def _paired_folds(development: pd.DataFrame, fitted: ModelFit) -> PairedFolds:

@@ -235,6 +235,8 @@ ROUTES = [
     ("get", "/v1/model", {}),
     ("get", "/v1/model/importance", {}),
     ("get", "/v1/model/profile", {}),
+    ("get", "/v1/model/answers", {}),
+    ("post", "/v1/leads/next-question", {"json": {}}),
     ("get", "/v1/monitoring", {}),
 ]
 

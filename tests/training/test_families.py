@@ -12,6 +12,7 @@ from tests.conftest import SAMPLE_SPEC
 from training.data import prepare_leads
 from training.explain import lead_contributions
 from training.model import model_family
+from training.questions import QuestionRanker
 from training.spec import read_spec
 from training.synthetic import generate_leads
 from training.train import FittedModel, TrainOptions, fit_and_evaluate
@@ -80,3 +81,20 @@ def test_every_family_finds_the_planted_driver(fitted: FittedModel) -> None:
     top = [row["field"] for row in fitted.bundle.importance[:3]]
     assert "owns_home" in top, top
     assert fitted.bundle.metrics["roc_auc"] > 0.75
+
+
+def test_hypothetical_answers_are_scored_as_the_pipeline_scores_them(
+    fitted: FittedModel, awkward_requests: list[dict]
+) -> None:
+    """Next-question answers go through the fast path in one batch: equal to the pipeline on every hypothetical."""
+    scorer = Scorer(fitted.bundle)
+    ranker = QuestionRanker(scorer.fields, fitted.bundle.reference["answers"], scorer.probabilities)
+    fields = fitted.bundle.fields
+    for index, lead in enumerate([{}, *awkward_requests[:6]]):
+        known = {name: lead.get(name) for name in fields[index % 3 :: 3]}  # a third of the fields known
+        ranking = ranker.rank(scorer.encode([known]).matrix[0])
+        hypotheticals = [{**known, q.field: value} for q in ranking.questions for value in q.answers.values]
+        expected = fitted.bundle.predict_proba(pd.DataFrame([known, *hypotheticals], columns=fields))
+        served = np.concatenate([[ranking.probability], *(q.probabilities for q in ranking.questions)])
+        assert len(served) > 20
+        assert np.max(np.abs(served - expected)) <= 1e-9

@@ -1,0 +1,165 @@
+"""Are the next questions the right ones? Holdout log loss and ROC AUC after 1, 2, 3 and 5 answers, per policy.
+
+For each table (the generated sample leads, and the CoIL 2000 Caravan customers from the islp wheel) one model
+is trained with ``fit_and_evaluate``; then every holdout lead starts with nothing known and its fields are
+revealed one at a time, in the order a policy picks among the fields a rep may ask (the bundle's wording), with
+its true value (a field the lead left empty stays
+missing once asked). After each step the same model scores the lead from the revealed fields alone, every other
+field missing, through the same fast path the service uses. Policies:
+- next question: per lead, the field ``training.questions.QuestionRanker`` puts first given what is known;
+- profile order: the fields of the best-customer profile's traits, best first, then the rest by importance;
+- importance order: the bundle's global importance (holdout ROC AUC lost when a field is shuffled);
+- random order: the mean over 20 random orders.
+
+`python bench/qualify.py` runs both tables; `--short` a 3,000-lead generated table only (the test suite runs
+a smaller one through ``compare_policies``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import REPO, print_table, save_results
+from bench.quality import caravan_frame
+
+STEPS = (1, 2, 3, 5)
+RANDOM_ORDERS = 20
+POLICIES = ("next question", "profile order", "importance order", "random order")
+
+
+def fitted_model(frame: pd.DataFrame, spec: Path, seed: int = 0):
+    """One model on the table, as `leadscore train` fits it; its holdout leads and outcomes."""
+    from training.data import prepare_leads
+    from training.spec import read_spec
+    from training.train import TrainOptions, fit_and_evaluate
+
+    return fit_and_evaluate(prepare_leads(frame, read_spec(spec)), TrainOptions(seed=seed))
+
+
+def _metrics(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    return float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])), float(roc_auc_score(y, p))
+
+
+def askable(bundle) -> list[str]:
+    return [name for name in bundle.fields if bundle.wording.askable(name)]
+
+
+def profile_order(bundle) -> list[str]:
+    """Fields as the profile ranks its traits, then the fields it does not name by global importance."""
+    named = list(dict.fromkeys(trait["field"] for trait in bundle.profile["traits"]))
+    ordered = [*named, *(name for name in importance_order(bundle) if name not in named)]
+    return [name for name in ordered if bundle.wording.askable(name)]
+
+
+def importance_order(bundle) -> list[str]:
+    return [row["field"] for row in bundle.importance if bundle.wording.askable(row["field"])]
+
+
+def _static_curve(scorer, truth: np.ndarray, y: np.ndarray, order: list[str]) -> list[tuple[float, float]]:
+    """The same fields revealed for every lead, in ``order``."""
+    columns = [scorer.fields.index(name) for name in order]
+    curve = []
+    for step in STEPS:
+        matrix = np.full(truth.shape, np.nan)
+        revealed = columns[:step]
+        matrix[:, revealed] = truth[:, revealed]
+        curve.append(_metrics(y, scorer.probabilities(matrix)))
+    return curve
+
+
+def _adaptive_probabilities(ranker, truth: np.ndarray) -> np.ndarray:
+    """(leads, steps): each lead's probability after each step, asking what the ranker puts first."""
+    out = np.empty((len(truth), len(STEPS)))
+    for i, lead in enumerate(truth):
+        row, asked = np.full(lead.shape, np.nan), np.zeros(lead.shape, dtype=bool)
+        for step in range(1, max(STEPS) + 1):
+            questions = ranker.rank(row, asked).questions
+            if questions:
+                column = questions[0].column
+                asked[column] = True
+                row[column] = lead[column]
+            if step in STEPS:
+                out[i, STEPS.index(step)] = ranker.rank(row, asked).probability
+    return out
+
+
+def compare_policies(fitted, max_leads: int | None = None, seed: int = 0) -> dict[str, list[tuple[float, float]]]:
+    """Per policy, (log loss, ROC AUC) on the holdout after each of STEPS questions."""
+    from service.scorer import Scorer
+    from training.questions import QuestionRanker
+
+    bundle = fitted.bundle
+    holdout, y = fitted.holdout, np.asarray(fitted.y_holdout)
+    if max_leads is not None and len(holdout) > max_leads:
+        chosen = np.random.default_rng(seed).choice(len(holdout), max_leads, replace=False)
+        holdout, y = holdout.iloc[chosen].reset_index(drop=True), y[chosen]
+    scorer = Scorer(bundle)
+    truth = bundle.pipeline["encode"].transform(holdout)
+    ranker = QuestionRanker(scorer.fields, bundle.reference["answers"], scorer.probabilities, bundle.wording.askable)
+    adaptive = _adaptive_probabilities(ranker, truth)
+    rng = np.random.default_rng(seed)
+    fields = askable(bundle)
+    randoms = [_static_curve(scorer, truth, y, list(rng.permutation(fields))) for _ in range(RANDOM_ORDERS)]
+    return {
+        "next question": [_metrics(y, adaptive[:, k]) for k in range(len(STEPS))],
+        "profile order": _static_curve(scorer, truth, y, profile_order(bundle)),
+        "importance order": _static_curve(scorer, truth, y, importance_order(bundle)),
+        "random order": [tuple(np.mean([curve[k] for curve in randoms], axis=0)) for k in range(len(STEPS))],
+    }
+
+
+def policy_rows(table: str, curves: dict[str, list[tuple[float, float]]]) -> list[list[str]]:
+    rows = []
+    for policy in POLICIES:
+        figures = curves[policy]
+        rows.append([table, policy] + [f"{loss:.4f}" for loss, _ in figures] + [f"{auc:.3f}" for _, auc in figures])
+    return rows
+
+
+def best_at_every_step(curves: dict[str, list[tuple[float, float]]]) -> dict[str, bool]:
+    """Whether the next-question policy has the lowest log loss and the highest ROC AUC at every step."""
+    ours = curves["next question"]
+    others = [curves[name] for name in POLICIES if name != "next question"]
+    return {
+        "log_loss": all(ours[k][0] <= min(o[k][0] for o in others) for k in range(len(STEPS))),
+        "roc_auc": all(ours[k][1] >= max(o[k][1] for o in others) for k in range(len(STEPS))),
+    }
+
+
+def tables(short: bool) -> list[tuple[str, pd.DataFrame, Path]]:
+    from training.synthetic import generate_leads
+
+    sample, caravan = REPO / "data/specs/sample.yaml", REPO / "data/specs/caravan.yaml"
+    if short:
+        return [("generated 3,000", generate_leads(3_000, seed=1), sample)]
+    return [("sample (20,000)", generate_leads(20_000, seed=0), sample), ("Caravan", caravan_frame(), caravan)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--short", action="store_true", help="a 3,000-lead generated table only")
+    parser.add_argument("--max-leads", type=int, default=None, help="score at most this many holdout leads")
+    args = parser.parse_args()
+    rows, results = [], {}
+    for name, frame, spec in tables(args.short):
+        fitted = fitted_model(frame, spec)
+        curves = compare_policies(fitted, args.max_leads)
+        rows += policy_rows(f"{name}, {len(fitted.holdout):,} holdout", curves)
+        results[name] = {"curves": curves, "best": best_at_every_step(curves)}
+        print(f"{name}: next question best at every step: {results[name]['best']}", flush=True)
+    header = ["table", "policy", *(f"log loss @{k}" for k in STEPS), *(f"AUC @{k}" for k in STEPS)]
+    print_table("Holdout log loss and ROC AUC after k questions, nothing known at the start", header, rows)
+    save_results("qualify", results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""POST /v1/leads/next-question: which unknown field to ask a lead next, and what each answer would do.
+
+The ranking is ``training.questions.QuestionRanker`` over the bundle's answer statistics; the lead and all its
+hypothetical answers are scored in one call of the serving fast path. Nothing is written to the score log: the
+answers are hypothetical, and the lead is scored for real once it is qualified.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import HTTPException, status
+from pydantic import ValidationError
+
+from service.champion import ServingModel
+from service.errors import LeadRejected
+from service.scoring import error_list, serving_model
+from training.questions import Question, QuestionRanker
+from training.wording import Wording
+
+RETRAIN = (
+    "model {version} was trained before next-question statistics were kept in bundles; "
+    "retrain it (leadscore train) to enable next questions"
+)
+
+# A real exchange with the model trained on the generated sample leads (two of its questions shown).
+NEXT_QUESTION_REQUEST: dict[str, Any] = {
+    "lead_id": "L-1001",
+    "lead_source": "referral",
+    "contact_role": "decision_maker",
+}
+NEXT_QUESTION_REPLY: dict[str, Any] = {
+    "lead_id": "L-1001",
+    "probability": 0.1864,
+    "grade": "B",
+    "questions": [
+        {
+            "field": "owns_home",
+            "question": "Do you own your home?",
+            "value_of_asking": 0.107,
+            "entropy_reduction": 0.0507,
+            "answers": [
+                {"value": False, "label": "No", "share": 0.717, "probability": 0.1159, "grade": "B"},
+                {"value": True, "label": "Yes", "share": 0.283, "probability": 0.3858, "grade": "A"},
+            ],
+        },
+        {
+            "field": "purchase_timeframe",
+            "question": "When are you looking to buy?",
+            "value_of_asking": 0.0642,
+            "entropy_reduction": -0.033,
+            "answers": [
+                {"value": "3-6 months", "label": "In 3–6 months", "share": 0.308, "probability": 0.1832, "grade": "B"},
+                {"value": "1-3 months", "label": "In 1–3 months", "share": 0.277, "probability": 0.2545, "grade": "B"},
+                {
+                    "value": "6+ months",
+                    "label": "In 6 months or more",
+                    "share": 0.239,
+                    "probability": 0.1179,
+                    "grade": "B",
+                },
+                {"value": "immediate", "label": "Right away", "share": 0.175, "probability": 0.3461, "grade": "A"},
+            ],
+        },
+    ],
+    "model_version": "20261203-155244-781aad",
+}
+
+
+def ranker_of(model: ServingModel) -> QuestionRanker:
+    if model.ranker is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, RETRAIN.format(version=model.version))
+    return model.ranker
+
+
+def next_questions(state: Any, body: bytes) -> dict[str, Any]:
+    """The lead's probability and grade now, and its unanswered askable fields ranked by value of asking."""
+    model = serving_model(state)
+    try:
+        lead = model.validator.validate_json(body)
+    except ValidationError as exc:
+        raise LeadRejected(error_list(exc)) from None
+    ranker = ranker_of(model)
+    scorer = model.scorer
+    ranking = ranker.rank(scorer.encode([lead]).matrix[0])
+    every = np.concatenate([[ranking.probability], *(q.probabilities for q in ranking.questions)])
+    grades = iter(scorer.grades(every)[0])
+    grade = next(grades)
+    wording = model.bundle.wording
+    questions = [_question(question, grades, wording, model.answer_labels) for question in ranking.questions]
+    lead_id = lead.get(scorer.id_field) if scorer.id_field else None
+    return {
+        "lead_id": None if lead_id is None else str(lead_id),
+        "probability": ranking.probability,
+        "grade": grade,
+        "questions": questions,
+        "model_version": model.version,
+    }
+
+
+def _question(question: Question, grades: Any, wording: Wording | None, labels: dict[str, list[str]]) -> dict[str, Any]:
+    answers = question.answers
+    return {
+        "field": question.field,
+        "question": wording.question(question.field) if wording else question.field,
+        "value_of_asking": question.value_of_asking,
+        "entropy_reduction": question.entropy_reduction,
+        "answers": [
+            {
+                "value": answers.values[i],
+                "label": labels[question.field][i],
+                "share": float(question.shares[i]),
+                "probability": float(question.probabilities[i]),
+                "grade": next(grades),
+            }
+            for i in range(len(answers.values))
+        ],
+    }
+
+
+def answer_table(model: ServingModel) -> dict[str, Any]:
+    """GET /v1/model/answers: per field, its question, whether a rep may ask it, and its answers with their shares
+    among all leads and among the best customers (the profile's definition), for the qualification page."""
+    ranker = ranker_of(model)
+    wording = model.bundle.wording
+    fields = []
+    for name, answers, askable in zip(ranker.fields, ranker.answers, ranker.askable, strict=True):
+        fields.append(
+            {
+                "field": name,
+                "kind": answers.kind,
+                "askable": bool(askable),
+                "name": wording.field_name(name) if wording else name,
+                "question": wording.question(name) if wording else name,
+                "answers": [
+                    {
+                        "value": answers.values[i],
+                        "label": model.answer_labels[name][i],
+                        "share_all": float(answers.shares[i]),
+                        "share_best": float(answers.best_shares[i]),
+                    }
+                    for i in range(len(answers.values))
+                ],
+            }
+        )
+    return {"model_version": model.version, "best_customers": model.bundle.profile.get("definition"), "fields": fields}
