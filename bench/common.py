@@ -43,16 +43,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def train_bundle(rows: int, seed: int, work: Path) -> Path:
-    """A real bundle (no MLflow needed) trained on generated leads."""
+def train_bundle(rows: int, seed: int, work: Path, families: tuple[str, ...] | None = None) -> Path:
+    """A real bundle (no MLflow needed) trained on generated leads; ``families`` narrows the candidates."""
     from training.bundle import save_bundle
     from training.data import prepare_leads
     from training.spec import read_spec
     from training.synthetic import generate_leads
-    from training.train import fit_and_evaluate
+    from training.train import TrainOptions, fit_and_evaluate
 
     table = prepare_leads(generate_leads(rows, seed), read_spec(REPO / "data/specs/sample.yaml"))
-    fitted = fit_and_evaluate(table)
+    fitted = fit_and_evaluate(table, TrainOptions(families=families) if families else TrainOptions())
     target = work / fitted.bundle.version
     save_bundle(fitted.bundle, target)
     shutil.rmtree(fitted.plots_dir, ignore_errors=True)

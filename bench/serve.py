@@ -140,14 +140,55 @@ def next_question_only(work: Path, bundle_dir: Path) -> None:
     save_results("serve-next-question", {name: vars(run) for name, run in runs.items()})
 
 
+def families_ab(work: Path, blend_dir: Path) -> None:
+    """Batches of 1,000 on 2 workers: the chosen bundle and a LightGBM-only bundle from the same leads, served
+    side by side and measured in turns, so the family's cost is told apart from the machine's load."""
+    bundles = {"chosen": blend_dir, "lightgbm only": train_bundle(20_000, 0, work / "lightgbm", ("lightgbm",))}
+    _, batch = _lead_bodies()
+    servers = {}
+    for name, bundle_dir in bundles.items():
+        env = {
+            "LEADSCORE_MODEL_DIR": str(bundle_dir),
+            "LEADSCORE_DATABASE_URL": f"sqlite:///{work / (name.replace(' ', '-') + '.db')}",
+            "PYTHONPATH": str(REPO),
+            "LEADSCORE_API_KEYS": "",
+            "LEADSCORE_ADMIN_KEYS": "",
+        }
+        port = free_port()
+        servers[name] = start_server(_server("service.app:create_app", port, 2), env, "/readyz", port)
+    runs: dict[str, list[float]] = {name: [] for name in servers}
+    try:
+        for server in servers.values():
+            run_wrk(f"{server.url}/v1/leads/score/batch?reasons=false", batch, 2, BATCH_CONNECTIONS)
+        for _ in range(ROUNDS * 2):
+            for name, server in servers.items():
+                run = run_wrk(f"{server.url}/v1/leads/score/batch?reasons=false", batch, SECONDS, BATCH_CONNECTIONS)
+                runs[name].append(run.requests_per_s * BATCH)
+    finally:
+        for server in servers.values():
+            server.stop()
+    print_table(
+        f"Batch of 1,000, no reasons, 2 workers, served side by side in {ROUNDS * 2} turns of {SECONDS}s",
+        ["bundle", "median leads/s", "every turn"],
+        [[name, f"{sorted(v)[len(v) // 2]:,.0f}", ", ".join(f"{x:,.0f}" for x in v)] for name, v in runs.items()],
+    )
+    save_results("serve-families", runs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--next-question", action="store_true", help="only POST /v1/leads/next-question")
+    parser.add_argument(
+        "--families", action="store_true", help="only batches: the chosen bundle against a LightGBM-only one"
+    )
     args = parser.parse_args()
     work = scratch_dir("serve")
     bundle_dir = train_bundle(20_000, 0, work)
     if args.next_question:
         next_question_only(work, bundle_dir)
+        return
+    if args.families:
+        families_ab(work, bundle_dir)
         return
     one, batch = _lead_bodies()
     question = _next_question_body()
