@@ -106,12 +106,12 @@ def answer_statistics(
     joint: dict[str, dict[str, np.ndarray]] = {name: {} for name in names}
     information = np.zeros((len(names), len(names)))
     for c, (condition, rows_c) in enumerate(zip(fields, indices, strict=True)):
-        for t, (target, rows_t) in enumerate(zip(fields, indices, strict=True)):
-            if c == t:
-                continue
+        for t in range(c + 1, len(fields)):  # a pair's table read the other way is its transpose
+            target, rows_t = fields[t], indices[t]
             counts = _joint_counts(rows_c, len(condition.values), rows_t, len(target.values))
             joint[condition.name][target.name] = counts
-            information[c, t] = _mutual_information(counts)
+            joint[target.name][condition.name] = np.ascontiguousarray(counts.T)
+            information[c, t] = information[t, c] = _mutual_information(counts)
     return {
         "fields": {field.name: field.to_dict() for field in fields},
         "joint": joint,

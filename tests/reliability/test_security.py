@@ -36,8 +36,9 @@ from training.bundle import FORMAT_VERSION, library_versions
 
 # /metrics is open to loopback callers and needs a key from elsewhere (the test client counts as elsewhere)
 PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
-# the sales-ops page shell, its two packaged files and whether it must ask for a key: no data (service/dashboard.py)
-PUBLIC |= {"/", "/dashboard", "/dashboard/assets/{name}", "/v1/dashboard/access"}
+# the sales-ops and qualify page shells, their packaged files and whether they must ask for a key: no data
+# (service/dashboard.py); the data they show comes from reader routes
+PUBLIC |= {"/", "/dashboard", "/qualify", "/dashboard/assets/{name}", "/v1/dashboard/access"}
 # Swagger UI's packaged script, style sheet and icon for /docs: no data (service/docs.py)
 PUBLIC |= {"/docs/assets/{name}"}
 ADMIN = {"/v1/admin/reload", "/v1/leads/{lead_id}"}  # the second: DELETE, erasing a lead
