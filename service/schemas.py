@@ -15,6 +15,7 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     TypeAdapter,
+    WithJsonSchema,
     create_model,
 )
 from typing_extensions import TypedDict
@@ -158,6 +159,27 @@ def _scalar(max_length: int) -> Any:
     return storable_text(max_length) | StorableInt | float | bool | None
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
+# What a boolean field accepts, documented as validated: true/false, 0 or 1, and the words pydantic reads as
+# booleans in any case (CRMs send "yes" and 1); anything else is a 422 naming the field.
+_BOOLEAN_WORDS = ("true", "false", "yes", "no", "on", "off", "t", "f", "y", "n", "1", "0")
+ACCEPTED_BOOLEAN = Annotated[
+    bool,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "boolean"},
+                {"enum": [0, 1]},
+                {"type": "string", "pattern": f"^(?:{'|'.join(map(_any_case, _BOOLEAN_WORDS))})$"},
+            ]
+        }
+    ),
+]
+
+
 def _field_type(field: FieldSchema, max_length: int, placeholders: list[str]) -> Any:
     """JSON types per field kind; wrong types, NaN/inf and overlong strings fail validation by name.
 
@@ -167,7 +189,7 @@ def _field_type(field: FieldSchema, max_length: int, placeholders: list[str]) ->
         number = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # true is not a number
         return number | _placeholder(placeholders) | None if placeholders else number | None
     if field.kind == "boolean":
-        return bool | _placeholder(placeholders) | None if placeholders else bool | None
+        return ACCEPTED_BOOLEAN | _placeholder(placeholders) | None if placeholders else ACCEPTED_BOOLEAN | None
     return _text(max_length) | None
 
 

@@ -6,6 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import jsonschema_rs
 import numpy as np
 import pandas as pd
 import pytest
@@ -192,6 +193,16 @@ def test_openapi_shows_the_models_real_fields(client: TestClient) -> None:
     assert {"owns_home", "contact_role", "lead_source", "email"} <= set(lead["properties"])
     assert lead["additionalProperties"] is False
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "value", [True, False, None, 0, 1, 1.0, "yes", "YES", "Off", "t", "0", 2, -1, "maybe", " yes", ""]
+)
+def test_a_boolean_field_accepts_exactly_what_its_schema_documents(client: TestClient, value: object) -> None:
+    owns_home = client.get("/openapi.json").json()["components"]["schemas"]["Lead"]["properties"]["owns_home"]
+    documented = jsonschema_rs.Draft202012Validator(owns_home).is_valid(value)
+    reply = client.post("/v1/leads/score", json={"owns_home": value})
+    assert reply.status_code == (200 if documented else 422), (value, reply.text)
 
 
 def test_monitoring_reports_drift_and_live_performance(client: TestClient, trained: Trained) -> None:
