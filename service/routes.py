@@ -60,6 +60,17 @@ def _scoring_openapi(body: str, reasons_default: str) -> dict[str, Any]:
     }
 
 
+def _lead_openapi(example: dict[str, Any]) -> dict[str, Any]:
+    """One lead as the request body, with an example, and the key: for routes that read the body directly."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Lead"}, "example": example}},
+        },
+        **READER_SECURITY_OPENAPI,
+    }
+
+
 def _json(data: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status_code, media_type="application/json")
 
@@ -126,18 +137,7 @@ WHAT_IF_EXAMPLE = {
 @router.post(
     "/v1/leads/what-if",
     response_model=WhatIf,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {"$ref": "#/components/schemas/Lead"},
-                    "example": WHAT_IF_EXAMPLE,
-                }
-            },
-        },
-        **READER_SECURITY_OPENAPI,
-    },
+    openapi_extra=_lead_openapi(WHAT_IF_EXAMPLE),
     responses={**READER_RESPONSES, **LEAD_REJECTED, **NO_MODEL, **NOT_JSON},
 )
 async def lead_what_if(request: Request) -> Response:
@@ -157,18 +157,7 @@ async def lead_what_if(request: Request) -> Response:
 @router.post(
     "/v1/leads/next-question",
     response_model=NextQuestions,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {"$ref": "#/components/schemas/Lead"},
-                    "example": NEXT_QUESTION_REQUEST,
-                }
-            },
-        },
-        **READER_SECURITY_OPENAPI,
-    },
+    openapi_extra=_lead_openapi(NEXT_QUESTION_REQUEST),
     responses={
         200: {"content": {"application/json": {"example": NEXT_QUESTION_REPLY}}},
         **READER_RESPONSES,
