@@ -64,15 +64,15 @@ def importance_order(bundle) -> list[str]:
     return [row["field"] for row in bundle.importance if bundle.wording.askable(row["field"])]
 
 
-def _static_curve(scorer, truth: np.ndarray, y: np.ndarray, order: list[str]) -> list[tuple[float, float]]:
-    """The same fields revealed for every lead, in ``order``."""
-    columns = [scorer.fields.index(name) for name in order]
+def _static_curve(ranker, truth: np.ndarray, y: np.ndarray, order: list[str]) -> list[tuple[float, float]]:
+    """The same fields revealed for every lead, in ``order``, scored as the ranker scores a partly known lead."""
+    columns = [ranker.fields.index(name) for name in order]
     curve = []
     for step in STEPS:
         matrix = np.full(truth.shape, np.nan)
         revealed = columns[:step]
         matrix[:, revealed] = truth[:, revealed]
-        curve.append(_metrics(y, scorer.probabilities(matrix)))
+        curve.append(_metrics(y, ranker.probabilities(matrix)))
     return curve
 
 
@@ -95,6 +95,7 @@ def _adaptive_probabilities(ranker, truth: np.ndarray) -> np.ndarray:
 def compare_policies(fitted, max_leads: int | None = None, seed: int = 0) -> dict[str, list[tuple[float, float]]]:
     """Per policy, (log loss, ROC AUC) on the holdout after each of STEPS questions."""
     from service.scorer import Scorer
+    from training.partial import partly_known_probabilities
     from training.questions import QuestionRanker
 
     bundle = fitted.bundle
@@ -104,15 +105,17 @@ def compare_policies(fitted, max_leads: int | None = None, seed: int = 0) -> dic
         holdout, y = holdout.iloc[chosen].reset_index(drop=True), y[chosen]
     scorer = Scorer(bundle)
     truth = bundle.pipeline["encode"].transform(holdout)
-    ranker = QuestionRanker(scorer.fields, bundle.reference["answers"], scorer.probabilities, bundle.wording.askable)
+    statistics = bundle.reference["answers"]
+    probabilities = partly_known_probabilities(scorer.probabilities, statistics, scorer.fields)
+    ranker = QuestionRanker(scorer.fields, statistics, probabilities, bundle.wording.askable)
     adaptive = _adaptive_probabilities(ranker, truth)
     rng = np.random.default_rng(seed)
     fields = askable(bundle)
-    randoms = [_static_curve(scorer, truth, y, list(rng.permutation(fields))) for _ in range(RANDOM_ORDERS)]
+    randoms = [_static_curve(ranker, truth, y, list(rng.permutation(fields))) for _ in range(RANDOM_ORDERS)]
     return {
         "next question": [_metrics(y, adaptive[:, k]) for k in range(len(STEPS))],
-        "profile order": _static_curve(scorer, truth, y, profile_order(bundle)),
-        "importance order": _static_curve(scorer, truth, y, importance_order(bundle)),
+        "profile order": _static_curve(ranker, truth, y, profile_order(bundle)),
+        "importance order": _static_curve(ranker, truth, y, importance_order(bundle)),
         "random order": [tuple(np.mean([curve[k] for curve in randoms], axis=0)) for k in range(len(STEPS))],
     }
 

@@ -16,6 +16,7 @@ from service.scorer import Scorer
 from service.settings import ServiceSettings
 from training.bundle import Bundle, BundleError, load_bundle, smoke_test
 from training.errors import LeadscoreError
+from training.partial import partly_known_probabilities
 from training.questions import QuestionRanker, answer_labels
 
 REGISTRY_URI = re.compile(r"^models:/(?P<name>[^@/]+)@(?P<alias>[\w-]+)$")
@@ -126,7 +127,8 @@ def question_ranker(bundle: Bundle, scorer: Scorer) -> QuestionRanker | None:
     if statistics is None:
         return None
     askable = bundle.wording.askable if bundle.wording is not None else None
-    return QuestionRanker(bundle.fields, statistics, scorer.probabilities, askable or (lambda name: True))
+    probabilities = partly_known_probabilities(scorer.probabilities, statistics, bundle.fields)
+    return QuestionRanker(bundle.fields, statistics, probabilities, askable or (lambda name: True))
 
 
 def _prove_fast_path(bundle: Bundle, scorer: Scorer) -> None:

@@ -15,9 +15,13 @@ field that tells most about it (the highest mutual information in the training d
 training leads that gave the same answer to that field, plus ``SHRINKAGE`` pseudo-leads spread as the overall
 shares, so a rare known answer moves the shares little. With nothing known, the overall shares.
 
-``value_of_asking`` is the expected absolute change in probability, sum over answers of share × |p(answer) − p|;
-``entropy_reduction`` is the expected fall in the binary entropy of the probability (in bits), H(p) − sum of
-share × H(p(answer)).
+``value_of_asking`` is the expected absolute change in probability, sum over answers of share × |p(answer) − p̄|,
+where p̄ = sum of share × p(answer) is the probability the answers average to; ``entropy_reduction`` is the
+expected fall in the binary entropy of the probability (in bits), H(p̄) − sum of share × H(p(answer)): the
+information the answer gives about the outcome, never negative. Both are measured from p̄ rather than from the
+lead's probability now, because the two differ a little (the unknown-field offsets of ``training.partial`` are
+one per field, not per combination of fields), and an answer that only closed that gap would look informative.
+The probabilities are those of a partly known lead (``training.partial``): each unknown field adds its offset.
 """
 
 from __future__ import annotations
@@ -289,13 +293,14 @@ class QuestionRanker:
             start += size
         scored = self.probabilities(matrix)  # the lead and every hypothetical answer in one call
         current = float(scored[0])
-        changes, entropies = np.abs(scored - current), binary_entropy(scored)
+        entropies = binary_entropy(scored)
         known = self.known_answers(row, unknown)
         questions, start = [], 1
         for j, size in zip(candidates, sizes, strict=True):
             answers = slice(start, start + size)
             start += size
             shares = self.shares(j, known)
+            expected = float(shares @ scored[answers])
             questions.append(
                 Question(
                     self.fields[j],
@@ -303,8 +308,8 @@ class QuestionRanker:
                     self.answers[j],
                     shares,
                     scored[answers],
-                    float(shares @ changes[answers]),
-                    float(entropies[0] - shares @ entropies[answers]),
+                    float(shares @ np.abs(scored[answers] - expected)),
+                    float(binary_entropy(expected) - shares @ entropies[answers]),
                 )
             )
         questions.sort(key=lambda q: -q.value_of_asking)

@@ -35,6 +35,7 @@ from training.folds import cv_folds
 from training.grades import grade_names, grade_table, grade_thresholds
 from training.leakage import DEFAULT_THRESHOLD, screen_for_leakage
 from training.model import CalibratedBooster, LeadEncoder, build_pipeline, model_family
+from training.partial import fit_unknown_offsets
 from training.placeholders import PlaceholderSuggestion
 from training.profile import Profile, best_customers, profile_best_customers
 from training.questions import answer_statistics
@@ -297,7 +298,7 @@ def fit_and_evaluate(
         },
         reference={
             **reference_statistics(features.iloc[training_rows], table.kinds, encoder, p_model),
-            "answers": _answer_statistics(table, training_rows, encoder),
+            "answers": _answer_statistics(table, training_rows, encoder, fitted, options.seed),
         },
         examples=examples.to_dict("records"),
         example_probabilities=pipeline.predict_proba(example_frame)[:, 1].tolist(),
@@ -312,12 +313,18 @@ def fit_and_evaluate(
     return FittedModel(bundle, holdout, y_holdout, split, plots_dir, params, paired)
 
 
-def _answer_statistics(table: LeadTable, rows: np.ndarray, encoder: LeadEncoder) -> dict[str, Any]:
-    """What the development leads answered, for the next-question ranking (training.questions)."""
+def _answer_statistics(
+    table: LeadTable, rows: np.ndarray, encoder: LeadEncoder, fitted: ModelFit, seed: int
+) -> dict[str, Any]:
+    """What the development leads answered, for the next-question ranking (training.questions), and the
+    log-odds offsets that make a partly known lead's probability honest (training.partial)."""
     converted = pd.Series(table.converted).iloc[rows].reset_index(drop=True)
     value = None if table.value is None else table.value.iloc[rows].reset_index(drop=True)
     best = best_customers(converted, value)
-    return answer_statistics(table.features.iloc[rows], table.kinds, encoder, best)
+    statistics = answer_statistics(table.features.iloc[rows], table.kinds, encoder, best)
+    matrix, y = fitted.development
+    statistics["unknown_offsets"] = fit_unknown_offsets(matrix, y, lambda m: fitted.model.predict_proba(m)[:, 1], seed)
+    return statistics
 
 
 def _paired_folds(development: pd.DataFrame, fitted: ModelFit) -> PairedFolds:
