@@ -7,8 +7,8 @@ import copy
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import expit, logit
 from fastapi.testclient import TestClient
+from scipy.special import expit, logit
 
 from tests.conftest import AppFactory, ModelsFolder, Trained
 from training.bundle import new_version, save_bundle

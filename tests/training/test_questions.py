@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from service.champion import question_ranker
 from service.scorer import Scorer
 from tests.conftest import Trained
-from service.champion import question_ranker
 from training.questions import SHRINKAGE, QuestionRanker, binary_entropy
 from training.synthetic import GROUND_TRUTH, generate_leads
 
