@@ -32,39 +32,39 @@ NEXT_QUESTION_REQUEST: dict[str, Any] = {
 }
 NEXT_QUESTION_REPLY: dict[str, Any] = {
     "lead_id": "L-1001",
-    "probability": 0.1864,
-    "grade": "B",
+    "probability": 0.3684,
+    "grade": "A",
     "questions": [
         {
             "field": "owns_home",
             "question": "Do you own your home?",
-            "value_of_asking": 0.107,
-            "entropy_reduction": 0.0507,
+            "value_of_asking": 0.1468,
+            "entropy_reduction": 0.0826,
             "answers": [
-                {"value": False, "label": "No", "share": 0.717, "probability": 0.1159, "grade": "B"},
-                {"value": True, "label": "Yes", "share": 0.283, "probability": 0.3858, "grade": "A"},
+                {"value": False, "label": "No", "share": 0.7171, "probability": 0.2383, "grade": "B"},
+                {"value": True, "label": "Yes", "share": 0.2829, "probability": 0.5999, "grade": "A"},
             ],
         },
         {
             "field": "purchase_timeframe",
             "question": "When are you looking to buy?",
-            "value_of_asking": 0.0642,
-            "entropy_reduction": -0.033,
+            "value_of_asking": 0.0927,
+            "entropy_reduction": 0.0356,
             "answers": [
-                {"value": "3-6 months", "label": "In 3–6 months", "share": 0.308, "probability": 0.1832, "grade": "B"},
-                {"value": "1-3 months", "label": "In 1–3 months", "share": 0.277, "probability": 0.2545, "grade": "B"},
+                {"value": "3-6 months", "label": "In 3–6 months", "share": 0.3084, "probability": 0.3364, "grade": "A"},
+                {"value": "1-3 months", "label": "In 1–3 months", "share": 0.2774, "probability": 0.4356, "grade": "A"},
                 {
                     "value": "6+ months",
                     "label": "In 6 months or more",
-                    "share": 0.239,
-                    "probability": 0.1179,
+                    "share": 0.2394,
+                    "probability": 0.232,
                     "grade": "B",
                 },
-                {"value": "immediate", "label": "Right away", "share": 0.175, "probability": 0.3461, "grade": "A"},
+                {"value": "immediate", "label": "Right away", "share": 0.1749, "probability": 0.5447, "grade": "A"},
             ],
         },
     ],
-    "model_version": "20261203-155244-781aad",
+    "model_version": "20261203-185535-2db86b",
 }
 
 
