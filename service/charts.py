@@ -17,6 +17,7 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
 from training.bundle import Bundle
+from training.wording import Wording
 
 IMPORTANCE_TOP = 10
 CACHED_VERSIONS = 4  # the serving model, plus a few old ones while a reload is in flight
@@ -38,9 +39,9 @@ _cache: OrderedDict[str, list[dict[str, str]]] = OrderedDict()
 _lock = threading.Lock()
 
 
-def field_label(name: str) -> str:
-    """A field name as people read it: owns_home → Owns home."""
-    text = name.replace("_", " ")
+def field_label(name: str, wording: Wording | None = None) -> str:
+    """A field name as people read it: the spec's `name` ("Home owner"), else owns_home → Owns home."""
+    text = wording.field_name(name) if wording is not None else name.replace("_", " ")
     return text[:1].upper() + text[1:]
 
 
@@ -143,7 +144,7 @@ def calibration_chart(points: list[dict[str, Any]]) -> Figure:
     return figure
 
 
-def importance_chart(importance: list[dict[str, Any]]) -> Figure:
+def importance_chart(importance: list[dict[str, Any]], wording: Wording | None = None) -> Figure:
     """The fields that move the score most, largest on top, so the chart reads like a ranking."""
     ranked = sorted(importance, key=lambda row: row.get("permutation_auc_drop") or 0.0, reverse=True)
     top = ranked[:IMPORTANCE_TOP]
@@ -153,7 +154,7 @@ def importance_chart(importance: list[dict[str, Any]]) -> Figure:
         axes.text(0.5, 0.5, "No importance recorded", ha="center", va="center", transform=axes.transAxes)
         axes.set_axis_off()
         return figure
-    names = [field_label(row["field"]) for row in reversed(top)]
+    names = [field_label(row["field"], wording) for row in reversed(top)]
     values = [max(0.0, float(row.get("permutation_auc_drop") or 0.0)) for row in reversed(top)]
     axes.barh(names, values, color=BLUE, height=0.65)
     axes.set_xlabel("Ranking quality lost without this field (drop in AUC)")
@@ -193,7 +194,7 @@ def draw_charts(bundle: Bundle) -> list[dict[str, str]]:
             "importance",
             "What drives the score",
             "How much worse the model ranks leads when a field is scrambled: the longer the bar, the more it matters.",
-            lambda: importance_chart(bundle.importance),
+            lambda: importance_chart(bundle.importance, bundle.wording),
         ),
     ]
     charts = []

@@ -34,6 +34,7 @@ from service.routes import serving_model
 from service.store import StoreUnavailable
 from training.bundle import Bundle
 from training.profile import worded_profile
+from training.wording import Wording
 
 router = APIRouter()
 
@@ -290,7 +291,7 @@ def _colour(monitoring_status: str) -> str:
     return monitoring_status if monitoring_status in {"green", "amber", "red"} else "grey"
 
 
-def drift_status(report: dict[str, Any]) -> dict[str, Any]:
+def drift_status(report: dict[str, Any], wording: Wording | None = None) -> dict[str, Any]:
     """Do new leads look like the ones the model learned from? The field that moved most, by PSI."""
     n = report["window"]["scored_leads"]
     drift = report["drift"]
@@ -311,7 +312,7 @@ def drift_status(report: dict[str, Any]) -> dict[str, Any]:
     }
     detail = f"Based on the last {n:,} scored leads."
     if worst is not None:
-        detail = f"Biggest change: {field_label(worst)} (PSI {fields[worst]:.2f}). " + detail
+        detail = f"Biggest change: {field_label(worst, wording)} (PSI {fields[worst]:.2f}). " + detail
     return item | {"headline": headlines[item["colour"]], "detail": detail, "value": drift["max_psi"]}
 
 
@@ -373,7 +374,7 @@ def performance_status(report: dict[str, Any]) -> dict[str, Any]:
     return item | {"colour": colour, "headline": headlines[colour], "detail": detail}
 
 
-def health(report: dict[str, Any] | None, error: str | None = None) -> dict[str, Any]:
+def health(report: dict[str, Any] | None, error: str | None = None, wording: Wording | None = None) -> dict[str, Any]:
     """The three status lights and one overall verdict: the worst light that could be judged."""
     if report is None:
         unavailable = {"colour": "grey", "headline": "Score log unreachable", "detail": error or "", "value": None}
@@ -383,7 +384,7 @@ def health(report: dict[str, Any] | None, error: str | None = None) -> dict[str,
             {"id": "performance", "title": "Live accuracy", **unavailable},
         ]
     else:
-        items = [drift_status(report), score_shift_status(report), performance_status(report)]
+        items = [drift_status(report, wording), score_shift_status(report), performance_status(report)]
     colours = [item["colour"] for item in items]
     overall = max(colours, key=COLOUR_ORDER.__getitem__)
     text = OVERALL_WORDS[overall]
@@ -467,7 +468,7 @@ def dashboard_payload(
         "grades": grade_rows(bundle),
         "profile": qualification_questions(bundle),
         "charts": charts_for(bundle),
-        "health": health(report, error),
+        "health": health(report, error, bundle.wording),
         "grade_mix": grade_mix(_empty_scores() if recent is None else recent, bundle, limit) | {"error": error},
         "thresholds": thresholds(),
     }

@@ -12,11 +12,13 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from service.charts import importance_chart
 from service.dashboard import health
 from service.monitoring import MIN_LEADS_FOR_DRIFT, MIN_OUTCOMES_FOR_PERFORMANCE, score_shift
 from service.store import StoreUnavailable
 from tests.conftest import ADMIN_KEY, SAMPLE_SPEC, SCORING_KEY, AppFactory, ModelsFolder, Trained
 from training.synthetic import generate_leads
+from training.wording import capitalised
 
 NO_KEY = {"X-API-Key": ""}
 SVG_PREFIX = "data:image/svg+xml;base64,"
@@ -161,6 +163,14 @@ def test_the_cli_the_page_and_the_api_word_the_profile_alike(
         assert f"{trait['question']} {trait['evidence']} (" in printed.stdout
 
 
+def test_the_importance_chart_names_fields_as_the_spec_words_them(trained: Trained) -> None:
+    bundle = trained.bundle
+    figure = importance_chart(bundle.importance, bundle.wording)
+    labels = [tick.get_text() for tick in figure.axes[0].get_yticklabels()]
+    assert "Home owner" in labels and "Owns home" not in labels  # the sample spec names owns_home "home owner"
+    assert labels[-1] == capitalised(bundle.wording.field_name(bundle.importance[0]["field"]))  # largest on top
+
+
 def test_charts_are_svg_images_drawn_once_per_model_version(client: TestClient, models_folder: ModelsFolder) -> None:
     charts = _dashboard(client)["charts"]
     assert [chart["id"] for chart in charts] == ["gain", "lift", "calibration", "importance"]
@@ -224,7 +234,7 @@ def test_lights_are_green_when_leads_look_like_training_and_outcomes_follow_the_
 
 
 def test_lights_turn_red_when_leads_change_and_outcomes_contradict_the_scores(
-    make_client: AppFactory, tmp_path: Path
+    make_client: AppFactory, tmp_path: Path, trained: Trained
 ) -> None:
     client = make_client(database_url=f"sqlite:///{tmp_path / 'shifted.db'}")
     shifted = _leads(300, seed=7, owns_home=True, lead_source="referral", contact_role="decision_maker")
@@ -235,7 +245,9 @@ def test_lights_turn_red_when_leads_change_and_outcomes_contradict_the_scores(
     assert _lights(data) == {"drift": "red", "scores": "red", "performance": "red"}
     assert data["health"]["overall"] == "red"
     items = {item["id"]: item for item in data["health"]["items"]}
-    assert "Biggest change:" in items["drift"]["detail"]
+    wording = trained.bundle.wording
+    spec_names = [capitalised(wording.field_name(name)) for name in ("owns_home", "lead_source", "contact_role")]
+    assert any(f"Biggest change: {name} (PSI" in items["drift"]["detail"] for name in spec_names)
     assert "Live AUC 0.00" in items["performance"]["detail"]
 
 
