@@ -76,6 +76,30 @@ def test_additive_model_learns_step_functions_and_is_exact() -> None:
     assert unseen == 0.0
 
 
+def test_small_matrices_are_scored_at_once_with_the_same_bits_as_field_by_field() -> None:
+    rng = np.random.default_rng(5)
+    n = 3_000
+    matrix = np.column_stack(
+        [
+            rng.uniform(0, 100, n),  # quantile bins and a trend
+            rng.integers(0, 5, n).astype(float),  # few distinct numbers: one level each
+            rng.integers(0, 4, n).astype(float),  # a category
+            rng.integers(0, 2, n).astype(float),  # a boolean
+            np.full(n, 7.0),  # a constant: no cuts, no trend
+        ]
+    )
+    matrix[rng.random(matrix.shape) < 0.1] = np.nan
+    y = (rng.random(n) < 1 / (1 + np.exp(2 - matrix[:, 0] / 50 - np.nan_to_num(matrix[:, 2])))).astype(int)
+    model = BinnedLogistic(["numeric", "numeric", "categorical", "boolean", "numeric"]).fit(matrix, y)
+    rows = matrix[:200].copy()
+    rows[0] = [-1e9, -3.0, -1.0, 2.0, 1e9]  # beyond every cut, codes outside the tables
+    rows[1] = [*model.cuts_[0][:2], 2.5, 0.5, np.nan]  # exactly on cuts, fractional codes
+    assert np.array_equal(model.levels(rows), model.levels_by_field(rows))
+    assert np.array_equal(model._field_parts(rows), model.field_parts_by_field(rows))
+    assert model.raw_score(rows).tolist() == [model.raw_one(row.tolist()) for row in rows]
+    assert np.array_equal(model.raw_score(matrix[:200]), model.raw_score(matrix)[:200])  # at once vs by field
+
+
 @pytest.fixture(scope="module")
 def sample() -> tuple[np.ndarray, np.ndarray, list[str], list[int], pd.Series]:
     table = prepare_leads(generate_leads(n=5_000, seed=11), read_spec(SAMPLE_SPEC))
