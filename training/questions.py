@@ -272,6 +272,27 @@ class QuestionRanker:
         self.askable = np.array(
             [askable(name) and len(answers.values) > 1 for name, answers in zip(self.fields, self.answers, strict=True)]
         )
+        # per target, the fields that tell something about it, most first (ties: the first column), and per pair
+        # the shares of the target's answers given each answer of the condition: a request only looks them up
+        self.informative = [self._informative_fields(target) for target in range(len(self.fields))]
+        self.conditional = {
+            (condition, target): self._conditional_shares(condition, target)
+            for target, conditions in enumerate(self.informative)
+            for condition in conditions
+        }
+
+    def _informative_fields(self, target: int) -> list[int]:
+        information = self.information[:, target]
+        informative = [c for c in range(len(self.fields)) if c != target and information[c] > 0]
+        return sorted(informative, key=lambda c: -information[c])
+
+    def _conditional_shares(self, condition: int, target: int) -> np.ndarray:
+        """(condition's answers, target's answers): the counts of training leads that gave each answer to the
+        condition, plus ``shrinkage`` pseudo-leads spread as the target's overall shares, as shares."""
+        counts = np.asarray(self.joint[self.fields[condition]][self.fields[target]])
+        return (counts + self.shrinkage * self.answers[target].shares) / (
+            counts.sum(axis=1, keepdims=True) + self.shrinkage
+        )
 
     def rank(self, row: np.ndarray | Sequence[float], asked: np.ndarray | None = None) -> Ranking:
         """The lead's probability and its questions, best first; unknown = missing (NaN) in the encoded row.
@@ -321,16 +342,15 @@ class QuestionRanker:
 
     def shares(self, target: int, known: dict[int, int]) -> np.ndarray:
         """The chance of each answer of ``target``, given the known field that tells most about it."""
-        overall = self.answers[target].shares
         condition = self.conditioning_field(target, known)
         if condition is None:
-            return overall
-        counts = self.joint[self.fields[condition]][self.fields[target]][known[condition]]
-        return (counts + self.shrinkage * overall) / (counts.sum() + self.shrinkage)
+            return self.answers[target].shares
+        return self.conditional[condition, target][known[condition]]
 
     def conditioning_field(self, target: int, known: dict[int, int]) -> int | None:
         """The known field (column) the shares of ``target`` are conditioned on; None with nothing to go on."""
-        if not known:
-            return None
-        condition = max(known, key=lambda c: self.information[c, target])
-        return condition if self.information[condition, target] > 0 else None
+        if known:
+            for condition in self.informative[target]:
+                if condition in known:
+                    return condition
+        return None
