@@ -22,6 +22,7 @@ share × H(p(answer)).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
@@ -272,6 +273,14 @@ class QuestionRanker:
         self.askable = np.array(
             [askable(name) and len(answers.values) > 1 for name, answers in zip(self.fields, self.answers, strict=True)]
         )
+        self.sizes = [len(answers.codes) for answers in self.answers]
+        # every field's answers end to end, as columns and codes of the hypothetical rows
+        self.answer_columns = np.repeat(np.arange(len(self.fields)), self.sizes)
+        self.answer_codes = np.concatenate([np.asarray(a.codes, dtype=float) for a in self.answers] or [np.empty(0)])
+        self.answer_slots = [
+            (None if a.cuts is None else np.asarray(a.cuts, dtype=float).tolist(), a.to_answer.tolist())
+            for a in self.answers
+        ]
         # per target, the fields that tell something about it, most first (ties: the first column), and per pair
         # the shares of the target's answers given each answer of the condition: a request only looks them up
         self.informative = [self._informative_fields(target) for target in range(len(self.fields))]
@@ -302,20 +311,18 @@ class QuestionRanker:
         unknown = np.isnan(row)
         open_fields = unknown & self.askable if asked is None else unknown & self.askable & ~asked
         candidates = np.flatnonzero(open_fields).tolist()
-        sizes = [len(self.answers[j].codes) for j in candidates]
-        matrix = np.repeat(row[None, :], 1 + sum(sizes), axis=0)
-        start = 1
-        for j, size in zip(candidates, sizes, strict=True):
-            matrix[start : start + size, j] = self.answers[j].codes
-            start += size
+        offered = open_fields[self.answer_columns]  # every answer of every open field, in column order
+        columns = self.answer_columns[offered]
+        matrix = np.repeat(row[None, :], 1 + len(columns), axis=0)
+        matrix[np.arange(1, 1 + len(columns)), columns] = self.answer_codes[offered]
         scored = self.probabilities(matrix)  # the lead and every hypothetical answer in one call
         current = float(scored[0])
         changes, entropies = np.abs(scored - current), binary_entropy(scored)
         known = self.known_answers(row, unknown)
         questions, start = [], 1
-        for j, size in zip(candidates, sizes, strict=True):
-            answers = slice(start, start + size)
-            start += size
+        for j in candidates:
+            answers = slice(start, start + self.sizes[j])
+            start = answers.stop
             shares = self.shares(j, known)
             questions.append(
                 Question(
@@ -334,11 +341,25 @@ class QuestionRanker:
     def known_answers(self, row: np.ndarray, unknown: np.ndarray) -> dict[int, int]:
         """Each known field's answer index, where its value is one the statistics offer."""
         known = {}
+        values = row.tolist()
         for j in np.flatnonzero(~unknown).tolist():
-            index = int(self.answers[j].answer_index(row[j : j + 1])[0])
+            index = self.answer_of(j, values[j])
             if index >= 0:
                 known[j] = index
         return known
+
+    def answer_of(self, column: int, value: float) -> int:
+        """``FieldAnswers.answer_index`` of one value, with scalar arithmetic: -1 when missing or not offered."""
+        if value != value:  # NaN
+            return -1
+        cuts, to_answer = self.answer_slots[column]
+        if cuts is not None:
+            slot = bisect.bisect_right(cuts, value)
+        elif math.isfinite(value):
+            slot = int(value)
+        else:  # no slot, as NumPy's cast of infinity to an integer gives
+            return -1
+        return to_answer[slot] if 0 <= slot < len(to_answer) else -1
 
     def shares(self, target: int, known: dict[int, int]) -> np.ndarray:
         """The chance of each answer of ``target``, given the known field that tells most about it."""
