@@ -226,6 +226,11 @@ def _answer_label(answers: FieldAnswers, index: int, wording: Wording | None) ->
     return low_text if low_text == high_text else f"{low_text} to {high_text}"
 
 
+def question_text(name: str, wording: Wording | None) -> str:
+    """The question a rep asks for a field: the spec's wording, or the field's name without one."""
+    return wording.question(name) if wording else name
+
+
 def binary_entropy(p: np.ndarray | float) -> np.ndarray:
     """In bits; 0 at certainty."""
     p = np.clip(np.asarray(p, dtype=float), 1e-15, 1 - 1e-15)
