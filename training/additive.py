@@ -159,6 +159,12 @@ class BinnedLogistic(LogOddsModel, ClassifierMixin, BaseEstimator):
         self.center_lists_ = self.centers_.tolist()
         return self
 
+    def __getstate__(self) -> dict:
+        """Pickled without the lookup arrays: a bundle holds only the fitted model, and they are rebuilt on use."""
+        state = dict(super().__getstate__())
+        state.pop("lookup_", None)
+        return state
+
     def _lookup(self) -> _Lookup:
         """The fitted levels and weights as whole-field arrays; built on first use (bundles saved before it
         existed have none)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -98,6 +100,9 @@ def test_small_matrices_are_scored_at_once_with_the_same_bits_as_field_by_field(
     assert np.array_equal(model._field_parts(rows), model.field_parts_by_field(rows))
     assert model.raw_score(rows).tolist() == [model.raw_one(row.tolist()) for row in rows]
     assert np.array_equal(model.raw_score(matrix[:200]), model.raw_score(matrix)[:200])  # at once vs by field
+    loaded = pickle.loads(pickle.dumps(model))  # as a bundle stores it: the lookup arrays are rebuilt, not kept
+    assert "lookup_" not in vars(loaded) and "lookup_" in vars(model)
+    assert np.array_equal(loaded.raw_score(rows), model.raw_score(rows))
 
 
 @pytest.fixture(scope="module")
