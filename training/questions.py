@@ -304,9 +304,11 @@ class QuestionRanker:
         """(condition's answers, target's answers): the counts of training leads that gave each answer to the
         condition, plus ``shrinkage`` pseudo-leads spread as the target's overall shares, as shares."""
         counts = np.asarray(self.joint[self.fields[condition]][self.fields[target]])
-        return (counts + self.shrinkage * self.answers[target].shares) / (
+        shares = (counts + self.shrinkage * self.answers[target].shares) / (
             counts.sum(axis=1, keepdims=True) + self.shrinkage
         )
+        shares.flags.writeable = False  # every request's questions hold rows of it
+        return shares
 
     def rank(self, row: np.ndarray | Sequence[float], asked: np.ndarray | None = None) -> Ranking:
         """The lead's probability and its questions, best first; unknown = missing (NaN) in the encoded row.
