@@ -17,7 +17,7 @@ from service.settings import ServiceSettings
 from training.bundle import Bundle, BundleError, load_bundle, smoke_test
 from training.errors import LeadscoreError
 from training.partial import partly_known_probabilities
-from training.questions import QuestionRanker, answer_labels
+from training.questions import QuestionRanker, answer_labels, question_text
 
 REGISTRY_URI = re.compile(r"^models:/(?P<name>[^@/]+)@(?P<alias>[\w-]+)$")
 
@@ -35,6 +35,7 @@ class ServingModel:
     source: str
     ranker: QuestionRanker | None = None  # None for bundles trained before answer statistics were kept
     answer_labels: dict[str, list[str]] = field(default_factory=dict)  # per field, its answers in words
+    question_texts: dict[str, str] = field(default_factory=dict)  # per field, the question a rep asks
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -118,6 +119,7 @@ def load_serving_model(settings: ServiceSettings) -> ServingModel:
         source=str(directory.resolve()),
         ranker=ranker,
         answer_labels={a.name: answer_labels(a, bundle.wording) for a in ranker.answers} if ranker else {},
+        question_texts={name: question_text(name, bundle.wording) for name in ranker.fields} if ranker else {},
     )
 
 

@@ -17,7 +17,6 @@ from service.champion import ServingModel
 from service.errors import LeadRejected
 from service.scoring import error_list, serving_model
 from training.questions import Question, QuestionRanker
-from training.wording import Wording
 
 RETRAIN = (
     "model {version} was trained before next-question statistics were kept in bundles; "
@@ -85,36 +84,40 @@ def next_questions(state: Any, body: bytes) -> dict[str, Any]:
     scorer = model.scorer
     ranking = ranker.rank(scorer.encode([lead]).matrix[0])
     every = np.concatenate([[ranking.probability], *(q.probabilities for q in ranking.questions)])
-    grades = iter(scorer.grades(every)[0])
-    grade = next(grades)
-    wording = model.bundle.wording
-    questions = [_question(question, grades, wording, model.answer_labels) for question in ranking.questions]
+    grades = scorer.grades(every)[0]  # the lead's, then each answer's in the order of the questions
+    questions, start = [], 1
+    for question in ranking.questions:
+        end = start + len(question.probabilities)
+        questions.append(_question(question, grades[start:end], model))
+        start = end
     lead_id = lead.get(scorer.id_field) if scorer.id_field else None
     return {
         "lead_id": None if lead_id is None else str(lead_id),
         "probability": ranking.probability,
-        "grade": grade,
+        "grade": grades[0],
         "questions": questions,
         "model_version": model.version,
     }
 
 
-def _question(question: Question, grades: Any, wording: Wording | None, labels: dict[str, list[str]]) -> dict[str, Any]:
-    answers = question.answers
+def _question(question: Question, grades: list[str], model: ServingModel) -> dict[str, Any]:
+    name = question.field
+    answers = zip(
+        question.answers.values,
+        model.answer_labels[name],
+        question.shares.tolist(),
+        question.probabilities.tolist(),
+        grades,
+        strict=True,
+    )
     return {
-        "field": question.field,
-        "question": wording.question(question.field) if wording else question.field,
+        "field": name,
+        "question": model.question_texts[name],
         "value_of_asking": question.value_of_asking,
         "entropy_reduction": question.entropy_reduction,
         "answers": [
-            {
-                "value": answers.values[i],
-                "label": labels[question.field][i],
-                "share": float(question.shares[i]),
-                "probability": float(question.probabilities[i]),
-                "grade": next(grades),
-            }
-            for i in range(len(answers.values))
+            {"value": value, "label": label, "share": share, "probability": probability, "grade": grade}
+            for value, label, share, probability, grade in answers
         ],
     }
 

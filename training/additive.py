@@ -11,6 +11,7 @@ and serving is a lookup and a multiply per field.
 from __future__ import annotations
 
 import bisect
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
@@ -22,6 +23,9 @@ from training.calibrated import LogOddsModel
 DEFAULT_BINS = 12
 # a numeric field with at most this many distinct values keeps one level per value (codes, counts, bands)
 DISTINCT_AS_LEVELS = 24
+# up to this many rows every field is looked up in a few whole-matrix NumPy calls (one lead's hypothetical
+# answers, a small batch): field by field, NumPy's per-call cost would outweigh the work twentyfold
+AT_ONCE_ROWS = 256
 
 
 def numeric_cuts(values: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
@@ -66,9 +70,16 @@ class BinnedLogistic(LogOddsModel, ClassifierMixin, BaseEstimator):
                 self.scales_.append(None)
         self.offsets_ = np.concatenate([[0], np.cumsum(self.sizes_)[:-1]]).astype(np.int64)
         self.trend_fields_ = [j for j, scale in enumerate(self.scales_) if scale is not None]
+        self.lookup_ = None
 
     def levels(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """(n, fields) level index per field; missing, and codes unseen in training, take the missing level."""
+        if len(X) <= AT_ONCE_ROWS:
+            return self._lookup().levels(X)
+        return self.levels_by_field(X)
+
+    def levels_by_field(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """``levels`` one field at a time: for many rows, where the all-at-once comparison would be large."""
         out = np.empty(X.shape, dtype=np.int64)
         for j, cuts in enumerate(self.cuts_):
             column = X[:, j]
@@ -133,6 +144,7 @@ class BinnedLogistic(LogOddsModel, ClassifierMixin, BaseEstimator):
         self.trends_ = np.zeros(len(self.sizes_))
         self.trends_[self.trend_fields_] = coef[int(sum(self.sizes_)) :]
         self.bias_ = float(fit.intercept_[0])
+        self.lookup_ = None
         self.cuts_list_ = [None if c is None else c.tolist() for c in self.cuts_]
         self.table_lists_ = [t.tolist() for t in self.tables_]
         self.trend_lists_ = [
@@ -147,12 +159,33 @@ class BinnedLogistic(LogOddsModel, ClassifierMixin, BaseEstimator):
         self.center_lists_ = self.centers_.tolist()
         return self
 
+    def __getstate__(self) -> dict:
+        """Pickled without the lookup arrays: a bundle holds only the fitted model, and they are rebuilt on use."""
+        state = dict(super().__getstate__())
+        state.pop("lookup_", None)
+        return state
+
+    def _lookup(self) -> _Lookup:
+        """The fitted levels and weights as whole-field arrays; built on first use (bundles saved before it
+        existed have none)."""
+        lookup = getattr(self, "lookup_", None)
+        if lookup is None or (lookup.tables is None and hasattr(self, "tables_")):
+            lookup = self.lookup_ = _Lookup.of(self)
+        return lookup
+
     # ------------------------------------------------------------------ scoring
 
     def _field_parts(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """(n, fields): each field's part of the log-odds."""
         X = np.asarray(X, dtype=float)  # noqa: N806
-        levels = self.levels(X)
+        if len(X) <= AT_ONCE_ROWS:
+            return self._lookup().parts(X)
+        return self.field_parts_by_field(X)
+
+    def field_parts_by_field(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """``_field_parts`` one field at a time (for many rows)."""
+        X = np.asarray(X, dtype=float)  # noqa: N806
+        levels = self.levels_by_field(X)
         parts = np.empty(levels.shape)
         for j, table in enumerate(self.tables_):
             parts[:, j] = table[levels[:, j]]
@@ -161,12 +194,13 @@ class BinnedLogistic(LogOddsModel, ClassifierMixin, BaseEstimator):
         return parts
 
     def raw_score(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        """Uncalibrated log-odds: the bias plus each field's part, added field by field."""
+        """Uncalibrated log-odds: the bias plus each field's part, added field by field in order (as ``raw_one``
+        does, so the same bits)."""
         parts = self._field_parts(X)
-        total = np.full(len(parts), self.bias_)
-        for j in range(parts.shape[1]):
-            total += parts[:, j]
-        return total
+        terms = np.empty((len(parts), parts.shape[1] + 1))
+        terms[:, 0] = self.bias_
+        terms[:, 1:] = parts
+        return np.cumsum(terms, axis=1)[:, -1]  # an accumulation adds left to right; a sum may pair terms up
 
     def raw_one(self, row: list[float]) -> float:
         """The same sum for one row given as a list, with scalar arithmetic only, in the same order of
@@ -209,6 +243,71 @@ class BinnedLogistic(LogOddsModel, ClassifierMixin, BaseEstimator):
         out[:, :-1] = parts - self.centers_
         out[:, -1] = self.base_
         return out
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """A fitted BinnedLogistic's cuts, tables and trends as arrays over all fields, for ``levels`` and the field
+    parts in a few whole-matrix operations with the same arithmetic, element by element, as field by field."""
+
+    cuts: np.ndarray  # (fields, most cuts): each numeric field's cuts, padded with NaN (never <= a value)
+    categories: np.ndarray  # columns of categories and booleans: their code is the level
+    missing: np.ndarray  # (fields,) each field's missing level
+    offsets: np.ndarray  # (fields,) where each field's table starts in ``tables``
+    tables: np.ndarray | None  # every field's table, end to end; None before the fit
+    trend_fields: np.ndarray
+    lows: np.ndarray
+    highs: np.ndarray
+    means: np.ndarray
+    sds: np.ndarray
+    weights: np.ndarray
+
+    @classmethod
+    def of(cls, model: BinnedLogistic) -> _Lookup:
+        widest = max((len(c) for c in model.cuts_ if c is not None), default=0)
+        cuts = np.full((len(model.cuts_), widest), np.nan)
+        for j, field_cuts in enumerate(model.cuts_):
+            if field_cuts is not None:
+                cuts[j, : len(field_cuts)] = field_cuts
+        trend_fields = np.array(model.trend_fields_, dtype=np.int64)
+        scales = np.array([model.scales_[j] for j in model.trend_fields_], dtype=float).reshape(-1, 4)
+        fitted = hasattr(model, "tables_")
+        return cls(
+            cuts=cuts,
+            categories=np.array([j for j, c in enumerate(model.cuts_) if c is None], dtype=np.int64),
+            missing=np.array(model.sizes_, dtype=np.int64) - 1,
+            offsets=np.asarray(model.offsets_, dtype=np.int64),
+            tables=np.concatenate(model.tables_) if fitted else None,
+            trend_fields=trend_fields,
+            lows=scales[:, 0],
+            highs=scales[:, 1],
+            means=scales[:, 2],
+            sds=scales[:, 3],
+            weights=np.asarray(model.trends_, dtype=float)[trend_fields] if fitted else np.empty(0),
+        )
+
+    def levels(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """As ``BinnedLogistic.levels_by_field``: a number's level counts the cuts at or below it (a right-side
+        search), a category's is its code; missing and codes outside the table take the missing level."""
+        missing = np.isnan(X)
+        filled = np.where(missing, 0.0, X)
+        level = np.count_nonzero(self.cuts <= filled[:, :, None], axis=2)
+        codes = filled[:, self.categories].astype(np.int64)
+        level[:, self.categories] = codes
+        missing[:, self.categories] |= (codes < 0) | (codes >= self.missing[self.categories])
+        return np.where(missing, self.missing, level)
+
+    def parts(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """As ``BinnedLogistic.field_parts_by_field``: each field's table entry, plus its weighted trend."""
+        parts = self.tables[self.levels(X) + self.offsets]
+        if len(self.trend_fields):
+            values = X[:, self.trend_fields]
+            trend = (np.clip(values, self.lows, self.highs) - self.means) / self.sds
+            # NaN (missing) to 0 as nan_to_num does; a clipped value over a positive sd is never infinite, and
+            # nan_to_num's own checks cost more than all the rest of the trend
+            trend = np.where(np.isnan(trend), 0.0, trend)
+            parts[:, self.trend_fields] += self.weights * trend
+        return parts
 
 
 def _trend_scale(column: np.ndarray) -> tuple[float, float, float, float] | None:

@@ -26,6 +26,7 @@ The probabilities are those of a partly known lead (``training.partial``): each 
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
@@ -229,13 +230,24 @@ def _answer_label(answers: FieldAnswers, index: int, wording: Wording | None) ->
     return low_text if low_text == high_text else f"{low_text} to {high_text}"
 
 
+def question_text(name: str, wording: Wording | None) -> str:
+    """The question a rep asks for a field: the spec's wording, or the field's name without one."""
+    return wording.question(name) if wording else name
+
+
+def entropy_bits(p: float) -> float:
+    """``binary_entropy`` of one probability, with scalar arithmetic (once per question on the serving path)."""
+    p = min(max(p, 1e-15), 1 - 1e-15)
+    return -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+
+
 def binary_entropy(p: np.ndarray | float) -> np.ndarray:
     """In bits; 0 at certainty."""
     p = np.clip(np.asarray(p, dtype=float), 1e-15, 1 - 1e-15)
     return -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs four times as much to build, once per question
 class Question:
     """One unknown field, what each answer would make the lead's probability, and what asking is worth."""
 
@@ -276,6 +288,37 @@ class QuestionRanker:
         self.askable = np.array(
             [askable(name) and len(answers.values) > 1 for name, answers in zip(self.fields, self.answers, strict=True)]
         )
+        self.sizes = [len(answers.codes) for answers in self.answers]
+        # every field's answers end to end, as columns and codes of the hypothetical rows
+        self.answer_columns = np.repeat(np.arange(len(self.fields)), self.sizes)
+        self.answer_codes = np.concatenate([np.asarray(a.codes, dtype=float) for a in self.answers] or [np.empty(0)])
+        self.answer_slots = [
+            (None if a.cuts is None else np.asarray(a.cuts, dtype=float).tolist(), a.to_answer.tolist())
+            for a in self.answers
+        ]
+        # per target, the fields that tell something about it, most first (ties: the first column), and per pair
+        # the shares of the target's answers given each answer of the condition: a request only looks them up
+        self.informative = [self._informative_fields(target) for target in range(len(self.fields))]
+        self.conditional = {
+            (condition, target): self._conditional_shares(condition, target)
+            for target, conditions in enumerate(self.informative)
+            for condition in conditions
+        }
+
+    def _informative_fields(self, target: int) -> list[int]:
+        information = self.information[:, target]
+        informative = [c for c in range(len(self.fields)) if c != target and information[c] > 0]
+        return sorted(informative, key=lambda c: -information[c])
+
+    def _conditional_shares(self, condition: int, target: int) -> np.ndarray:
+        """(condition's answers, target's answers): the counts of training leads that gave each answer to the
+        condition, plus ``shrinkage`` pseudo-leads spread as the target's overall shares, as shares."""
+        counts = np.asarray(self.joint[self.fields[condition]][self.fields[target]])
+        shares = (counts + self.shrinkage * self.answers[target].shares) / (
+            counts.sum(axis=1, keepdims=True) + self.shrinkage
+        )
+        shares.flags.writeable = False  # every request's questions hold rows of it
+        return shares
 
     def rank(self, row: np.ndarray | Sequence[float], asked: np.ndarray | None = None) -> Ranking:
         """The lead's probability and its questions, best first; unknown = missing (NaN) in the encoded row.
@@ -285,22 +328,20 @@ class QuestionRanker:
         unknown = np.isnan(row)
         open_fields = unknown & self.askable if asked is None else unknown & self.askable & ~asked
         candidates = np.flatnonzero(open_fields).tolist()
-        sizes = [len(self.answers[j].codes) for j in candidates]
-        matrix = np.repeat(row[None, :], 1 + sum(sizes), axis=0)
-        start = 1
-        for j, size in zip(candidates, sizes, strict=True):
-            matrix[start : start + size, j] = self.answers[j].codes
-            start += size
+        offered = open_fields[self.answer_columns]  # every answer of every open field, in column order
+        columns = self.answer_columns[offered]
+        matrix = np.repeat(row[None, :], 1 + len(columns), axis=0)
+        matrix[np.arange(1, 1 + len(columns)), columns] = self.answer_codes[offered]
         scored = self.probabilities(matrix)  # the lead and every hypothetical answer in one call
         current = float(scored[0])
         entropies = binary_entropy(scored)
         known = self.known_answers(row, unknown)
         questions, start = [], 1
-        for j, size in zip(candidates, sizes, strict=True):
-            answers = slice(start, start + size)
-            start += size
+        for j in candidates:
+            answers = slice(start, start + self.sizes[j])
+            start = answers.stop
             shares = self.shares(j, known)
-            expected = float(shares @ scored[answers])
+            expected = float(np.dot(shares, scored[answers]))
             questions.append(
                 Question(
                     self.fields[j],
@@ -308,8 +349,8 @@ class QuestionRanker:
                     self.answers[j],
                     shares,
                     scored[answers],
-                    float(shares @ np.abs(scored[answers] - expected)),
-                    float(binary_entropy(expected) - shares @ entropies[answers]),
+                    float(np.dot(shares, np.abs(scored[answers] - expected))),
+                    max(0.0, entropy_bits(expected) - float(np.dot(shares, entropies[answers]))),  # rounding only
                 )
             )
         questions.sort(key=lambda q: -q.value_of_asking)
@@ -318,24 +359,37 @@ class QuestionRanker:
     def known_answers(self, row: np.ndarray, unknown: np.ndarray) -> dict[int, int]:
         """Each known field's answer index, where its value is one the statistics offer."""
         known = {}
+        values = row.tolist()
         for j in np.flatnonzero(~unknown).tolist():
-            index = int(self.answers[j].answer_index(row[j : j + 1])[0])
+            index = self.answer_of(j, values[j])
             if index >= 0:
                 known[j] = index
         return known
 
+    def answer_of(self, column: int, value: float) -> int:
+        """``FieldAnswers.answer_index`` of one value, with scalar arithmetic: -1 when missing or not offered."""
+        if value != value:  # NaN
+            return -1
+        cuts, to_answer = self.answer_slots[column]
+        if cuts is not None:
+            slot = bisect.bisect_right(cuts, value)
+        elif math.isfinite(value):
+            slot = int(value)
+        else:  # no slot, as NumPy's cast of infinity to an integer gives
+            return -1
+        return to_answer[slot] if 0 <= slot < len(to_answer) else -1
+
     def shares(self, target: int, known: dict[int, int]) -> np.ndarray:
         """The chance of each answer of ``target``, given the known field that tells most about it."""
-        overall = self.answers[target].shares
         condition = self.conditioning_field(target, known)
         if condition is None:
-            return overall
-        counts = self.joint[self.fields[condition]][self.fields[target]][known[condition]]
-        return (counts + self.shrinkage * overall) / (counts.sum() + self.shrinkage)
+            return self.answers[target].shares
+        return self.conditional[condition, target][known[condition]]
 
     def conditioning_field(self, target: int, known: dict[int, int]) -> int | None:
         """The known field (column) the shares of ``target`` are conditioned on; None with nothing to go on."""
-        if not known:
-            return None
-        condition = max(known, key=lambda c: self.information[c, target])
-        return condition if self.information[condition, target] > 0 else None
+        if known:
+            for condition in self.informative[target]:
+                if condition in known:
+                    return condition
+        return None

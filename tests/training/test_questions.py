@@ -93,6 +93,15 @@ def test_the_most_informative_known_field_is_the_one_conditioned_on(trained: Tra
     assert ranker.conditioning_field(owns_home, {}) is None
 
 
+def test_a_known_value_finds_its_answer_as_the_array_lookup_does(ranker: QuestionRanker) -> None:
+    for column, answers in enumerate(ranker.answers):
+        edges = [] if answers.cuts is None else list(answers.cuts)
+        values = [*answers.codes, *edges, np.nan, -1.0, -0.5, 2.5, 1e12, -1e12, np.inf, len(answers.to_answer)]
+        with np.errstate(invalid="ignore"):  # NumPy warns when it casts infinity to an integer
+            expected = answers.answer_index(np.array(values)).tolist()
+        assert [ranker.answer_of(column, float(value)) for value in values] == expected, answers.name
+
+
 def test_rare_known_answers_are_shrunk_toward_the_overall_shares() -> None:
     """Two training leads gave answer 0 to the known field; both then answered 1 to the target."""
     statistics = _two_field_statistics(joint=[[0, 2], [300, 100]])

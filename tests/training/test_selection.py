@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,6 +76,33 @@ def test_additive_model_learns_step_functions_and_is_exact() -> None:
     assert [model.raw_one(row.tolist()) for row in rows] == model.raw_score(rows).tolist()
     unseen = model.raw_score(np.array([[20.0, 9.0]]))[0] - model.raw_score(np.array([[20.0, np.nan]]))[0]
     assert unseen == 0.0
+
+
+def test_small_matrices_are_scored_at_once_with_the_same_bits_as_field_by_field() -> None:
+    rng = np.random.default_rng(5)
+    n = 3_000
+    matrix = np.column_stack(
+        [
+            rng.uniform(0, 100, n),  # quantile bins and a trend
+            rng.integers(0, 5, n).astype(float),  # few distinct numbers: one level each
+            rng.integers(0, 4, n).astype(float),  # a category
+            rng.integers(0, 2, n).astype(float),  # a boolean
+            np.full(n, 7.0),  # a constant: no cuts, no trend
+        ]
+    )
+    matrix[rng.random(matrix.shape) < 0.1] = np.nan
+    y = (rng.random(n) < 1 / (1 + np.exp(2 - matrix[:, 0] / 50 - np.nan_to_num(matrix[:, 2])))).astype(int)
+    model = BinnedLogistic(["numeric", "numeric", "categorical", "boolean", "numeric"]).fit(matrix, y)
+    rows = matrix[:200].copy()
+    rows[0] = [-1e9, -3.0, -1.0, 2.0, 1e9]  # beyond every cut, codes outside the tables
+    rows[1] = [*model.cuts_[0][:2], 2.5, 0.5, np.nan]  # exactly on cuts, fractional codes
+    assert np.array_equal(model.levels(rows), model.levels_by_field(rows))
+    assert np.array_equal(model._field_parts(rows), model.field_parts_by_field(rows))
+    assert model.raw_score(rows).tolist() == [model.raw_one(row.tolist()) for row in rows]
+    assert np.array_equal(model.raw_score(matrix[:200]), model.raw_score(matrix)[:200])  # at once vs by field
+    loaded = pickle.loads(pickle.dumps(model))  # as a bundle stores it: the lookup arrays are rebuilt, not kept
+    assert "lookup_" not in vars(loaded) and "lookup_" in vars(model)
+    assert np.array_equal(loaded.raw_score(rows), model.raw_score(rows))
 
 
 @pytest.fixture(scope="module")
