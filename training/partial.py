@@ -76,11 +76,11 @@ class UnknownFieldOffsets:
 
     def __call__(self, matrix: np.ndarray) -> np.ndarray:
         matrix = np.asarray(matrix, dtype=float)
-        probabilities = np.array(self.model_probabilities(matrix), dtype=float)
-        shift = np.isnan(matrix) @ self.offsets
-        partly = shift != 0  # a lead with every field known keeps the model's probability bit for bit
-        probabilities[partly] = expit(log_odds(probabilities[partly]) + shift[partly])
-        return probabilities
+        probabilities = np.asarray(self.model_probabilities(matrix), dtype=float)
+        shift = np.dot(np.isnan(matrix), self.offsets)
+        clipped = np.clip(probabilities, _EDGE, 1 - _EDGE)
+        corrected = 1.0 / (1.0 + (1.0 - clipped) / clipped * np.exp(-shift))  # expit(logit(p) + shift)
+        return np.where(shift != 0, corrected, probabilities)  # every field known: the model's probability, bit for bit
 
 
 def partly_known_probabilities(probabilities: Probabilities, statistics: dict, fields: list[str]) -> Probabilities:

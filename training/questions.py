@@ -235,12 +235,6 @@ def question_text(name: str, wording: Wording | None) -> str:
     return wording.question(name) if wording else name
 
 
-def entropy_bits(p: float) -> float:
-    """``binary_entropy`` of one probability, with scalar arithmetic (once per question on the serving path)."""
-    p = min(max(p, 1e-15), 1 - 1e-15)
-    return -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
-
-
 def binary_entropy(p: np.ndarray | float) -> np.ndarray:
     """In bits; 0 at certainty."""
     p = np.clip(np.asarray(p, dtype=float), 1e-15, 1 - 1e-15)
@@ -264,6 +258,17 @@ class Question:
 class Ranking:
     probability: float
     questions: list[Question]
+
+
+def _values_of_asking(shares: np.ndarray, probabilities: np.ndarray, sizes: list[int]) -> tuple[list, list]:
+    """Per question (its answers end to end in ``shares`` and ``probabilities``, ``sizes`` of them each): the
+    expected absolute change from the answers' average, and the expected fall in entropy, in bits."""
+    starts = np.cumsum([0, *sizes[:-1]])
+    expected = np.add.reduceat(shares * probabilities, starts)
+    change = np.add.reduceat(shares * np.abs(probabilities - np.repeat(expected, sizes)), starts)
+    remaining = np.add.reduceat(shares * binary_entropy(probabilities), starts)
+    information = np.maximum(0.0, binary_entropy(expected) - remaining)  # below 0 only by rounding
+    return change.tolist(), information.tolist()
 
 
 class QuestionRanker:
@@ -333,28 +338,26 @@ class QuestionRanker:
         matrix = np.repeat(row[None, :], 1 + len(columns), axis=0)
         matrix[np.arange(1, 1 + len(columns)), columns] = self.answer_codes[offered]
         scored = self.probabilities(matrix)  # the lead and every hypothetical answer in one call
-        current = float(scored[0])
-        entropies = binary_entropy(scored)
+        if not candidates:
+            return Ranking(float(scored[0]), [])
         known = self.known_answers(row, unknown)
-        questions, start = [], 1
-        for j in candidates:
-            answers = slice(start, start + self.sizes[j])
-            start = answers.stop
-            shares = self.shares(j, known)
-            expected = float(np.dot(shares, scored[answers]))
-            questions.append(
-                Question(
-                    self.fields[j],
-                    j,
-                    self.answers[j],
-                    shares,
-                    scored[answers],
-                    float(np.dot(shares, np.abs(scored[answers] - expected))),
-                    max(0.0, entropy_bits(expected) - float(np.dot(shares, entropies[answers]))),  # rounding only
-                )
+        shares = [self.shares(j, known) for j in candidates]
+        sizes = [self.sizes[j] for j in candidates]
+        value, information = _values_of_asking(np.concatenate(shares), scored[1:], sizes)
+        starts = np.cumsum([1, *sizes]).tolist()
+        questions = [
+            Question(
+                self.fields[candidates[k]],
+                candidates[k],
+                self.answers[candidates[k]],
+                shares[k],
+                scored[starts[k] : starts[k + 1]],
+                value[k],
+                information[k],
             )
-        questions.sort(key=lambda q: -q.value_of_asking)
-        return Ranking(current, questions)
+            for k in np.argsort(-np.asarray(value), kind="stable").tolist()
+        ]
+        return Ranking(float(scored[0]), questions)
 
     def known_answers(self, row: np.ndarray, unknown: np.ndarray) -> dict[int, int]:
         """Each known field's answer index, where its value is one the statistics offer."""
