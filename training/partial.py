@@ -6,8 +6,9 @@ trees send a missing value down whichever branch training happened to leave for 
 only undo that offset as informative.
 
 ``UnknownFieldOffsets`` corrects this with one log-odds offset per field, added when the field is unknown. The
-offsets are fitted after the model, on the development leads with fields hidden at random (per lead, each field
-is hidden with a chance drawn uniformly from 0 to 1, so every number of known fields is seen), by maximising the
+offsets are fitted after the model, on the development leads with fields hidden at random (in each copy of a
+lead, each field is hidden with a chance drawn uniformly from 0 to 1, so every number of known fields is seen;
+a field the lead left empty counts as unknown too, as the routes cannot tell the two apart), by maximising the
 likelihood of the true outcomes with the model's log-odds held fixed (a logistic regression with an offset and a
 weak L2 penalty). A lead with every field known keeps the model's probability exactly. With the offsets a blank
 lead scores the base rate to within about 0.005 on the sample leads and on Caravan.
