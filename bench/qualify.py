@@ -3,9 +3,9 @@
 For each table (the generated sample leads, and the CoIL 2000 Caravan customers from the islp wheel) one model
 is trained with ``fit_and_evaluate``; then every holdout lead starts with nothing known and its fields are
 revealed one at a time, in the order a policy picks among the fields a rep may ask (the bundle's wording), with
-its true value (a field the lead left empty stays
-missing once asked). After each step the same model scores the lead from the revealed fields alone, every other
-field missing, through the same fast path the service uses. Policies:
+its true value (a field the lead left empty stays missing once asked). After each step the same model scores
+the lead from the revealed fields alone, every other field unknown, as the next-question route scores a partly
+known lead (the serving fast path with the bundle's unknown-field offsets, ``training.partial``). Policies:
 - next question: per lead, the field ``training.questions.QuestionRanker`` puts first given what is known;
 - profile order: the fields of the best-customer profile's traits, best first, then the rest by importance;
 - importance order: the bundle's global importance (holdout ROC AUC lost when a field is shuffled);
@@ -16,7 +16,7 @@ importance orders on each metric, with a paired bootstrap standard error: on a f
 orders that pick nearly the same fields differ by less than their noise.
 
 `python bench/qualify.py` runs both tables; `--short` a 3,000-lead generated table only (the test suite runs
-a smaller one through ``compare_policies``).
+a smaller one through ``run_policies``).
 """
 
 from __future__ import annotations
