@@ -135,7 +135,7 @@ def answer_table(model: ServingModel) -> dict[str, Any]:
                 "kind": answers.kind,
                 "askable": bool(askable),
                 "name": wording.field_name(name) if wording else name,
-                "question": wording.question(name) if wording else name,
+                "question": model.question_texts[name],
                 "answers": [
                     {
                         "value": answers.values[i],
