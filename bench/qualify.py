@@ -148,11 +148,6 @@ def run_policies(fitted, max_leads: int | None = None, seed: int = 0) -> PolicyR
     )
 
 
-def compare_policies(fitted, max_leads: int | None = None, seed: int = 0) -> dict[str, list[tuple[float, float]]]:
-    """Per policy, (log loss, ROC AUC) on the holdout after each of STEPS questions."""
-    return run_policies(fitted, max_leads, seed).curves()
-
-
 def margins(run: PolicyRun, resamples: int = BOOTSTRAP, seed: int = 0) -> list[dict[str, float]]:
     """Per step, how far the next-question policy is ahead of the best static order on each metric (log loss:
     theirs − ours; AUC: ours − theirs; positive is ahead), with the standard error of that margin over bootstrap
